@@ -1,0 +1,3 @@
+from lakehose.cli import main
+
+raise SystemExit(main())

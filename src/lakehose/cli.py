@@ -1,0 +1,145 @@
+"""The ``lakehose`` command: ``up``, ``collector``, ``streams``, ``keys`` and friends.
+
+Every command takes ``--data-dir`` (else ``LAKEHOSE_DATA_DIR``, else
+``./lakehose-data``) and ``--config`` after its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lakehose.config import Settings, load_settings
+from lakehose.errors import LakehoseError
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="data folder (default: $LAKEHOSE_DATA_DIR or ./lakehose-data)")
+    common.add_argument("--config", help="config file (default: <data-dir>/lakehose.toml if present)")
+    return common
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.data_dir, args.config)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _registry(settings: Settings):  # type: ignore[no-untyped-def]
+    from lakehose.registry.store import Registry
+
+    return Registry(settings.catalog_uri)
+
+
+# commands -------------------------------------------------------------------
+def cmd_collector(args: argparse.Namespace) -> int:
+    from lakehose.collector.server import run_collector
+
+    settings = _settings(args)
+    run_collector(settings, host=args.host or settings.collector.host,
+                  port=args.port or settings.collector.port)
+    return 0
+
+
+def cmd_streams_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    document = json.loads(Path(args.schema).read_text())
+    hints = {k: v for k, v in (("max_events", args.max_events), ("max_bytes", args.max_bytes),
+                               ("max_seconds", args.max_seconds)) if v is not None}
+    stream = _registry(settings).create_stream(args.name, document, hints)
+    print(f"created stream {stream.name} (version {stream.version}, "
+          f"{len(stream.schema.fields)} fields)")
+    return 0
+
+
+def cmd_streams_list(args: argparse.Namespace) -> int:
+    streams = _registry(_settings(args)).list_streams()
+    if args.json:
+        print(json.dumps([{"name": s.name, "version": s.version, "schema": s.schema.document,
+                           "hints": s.hints} for s in streams], indent=2))
+        return 0
+    _print_table(["NAME", "VERSION", "FIELDS", "HINTS", "CREATED"],
+                 [(s.name, s.version, len(s.schema.fields),
+                   ",".join(f"{k}={v}" for k, v in s.hints.items()) or "-", _when(s.created_at))
+                  for s in streams])
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    key = _registry(_settings(args)).create_key(args.name)
+    print(key)
+    print(f"(write key {args.name!r}: shown once, only its hash is stored)", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    keys = _registry(_settings(args)).list_keys()
+    _print_table(["NAME", "PREFIX", "CREATED", "REVOKED"],
+                 [(k.name, k.prefix + "…", _when(k.created_at), _when(k.revoked_at)) for k in keys])
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    _registry(_settings(args)).revoke_key(args.name)
+    print(f"revoked write key {args.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(prog="lakehose", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+            handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    collector = add(commands, "collector", cmd_collector, "run the HTTP collector alone")
+    collector.add_argument("--host")
+    collector.add_argument("--port", type=int)
+
+    streams = commands.add_parser("streams", help="manage streams").add_subparsers(dest="action", required=True)
+    create = add(streams, "create", cmd_streams_create, "register a stream with its JSON schema")
+    create.add_argument("name")
+    create.add_argument("--schema", required=True, help="JSON Schema file")
+    create.add_argument("--max-events", type=int)
+    create.add_argument("--max-bytes", type=int)
+    create.add_argument("--max-seconds", type=float)
+    add(streams, "list", cmd_streams_list, "list streams").add_argument("--json", action="store_true")
+
+    keys = commands.add_parser("keys", help="manage write keys").add_subparsers(dest="action", required=True)
+    add(keys, "create", cmd_keys_create, "create a write key; prints it once").add_argument("name")
+    add(keys, "list", cmd_keys_list, "list write keys")
+    add(keys, "revoke", cmd_keys_revoke, "revoke a write key").add_argument("name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (LakehoseError, ValueError, OSError) as exc:
+        print(f"lakehose: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""The HTTP collector: auth, body decoding, validation, durable append, backpressure."""

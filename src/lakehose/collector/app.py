@@ -1,0 +1,250 @@
+"""The collector's HTTP interface (ASGI, served by uvicorn).
+
+A request is answered 200 only after every event it accepted is durable in the
+log; invalid events are named in the answer and the valid ones kept. Whole-
+request problems get a 4xx with a JSON reason; overload gets 429/503 with
+``Retry-After``. The number of requests being worked on at once is capped, so
+memory stays bounded whatever clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lakehose import metrics
+from lakehose.collector.auth import AuthError, authenticate
+from lakehose.collector.body import BodyError, Limits, decompress
+from lakehose.collector.ingest import Ingestor, Prepared
+from lakehose.collector.openapi import OPENAPI
+from lakehose.collector.validate import StreamValidator
+from lakehose.config import Settings
+from lakehose.log import Log, open_log
+from lakehose.registry.store import Registry
+
+_ENCODER = msgspec.json.Encoder()
+REFRESH_SECONDS = 1.0
+_ACCEPTED_TYPES = ("", "application/json", "application/x-ndjson", "application/ndjson",
+                   "application/jsonl", "application/x-jsonlines", "text/plain",
+                   "application/x-www-form-urlencoded", "application/octet-stream")
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(_ENCODER.encode(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def error_response(status: int, code: str, reason: str, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return json_response(status, {"error": code, "reason": reason}, headers)
+
+
+@dataclass
+class Pressure:
+    """Whether the log can take more, refreshed once a second."""
+
+    log_bytes: int = 0
+    free_bytes: int = 1 << 62
+    full_reason: str | None = None
+
+
+class Collector:
+    """State shared by the collector's requests: registry caches, log, limits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        c = settings.collector
+        self.ingestor = Ingestor(Limits(c.max_body_bytes, c.max_events_per_request, c.max_event_bytes),
+                                 c.future_window_seconds)
+        self.registry = Registry(settings.catalog_uri)
+        self.keys: dict[str, tuple[str, bool]] = {}
+        self.pressure = Pressure()
+        self.inflight = 0
+        self.log: Log | None = None
+        self._fingerprint: tuple[int, float] | None = None
+        self._log_dir = settings.log_uri.removeprefix("wal://")
+
+    # background refresh ---------------------------------------------------
+    def refresh(self) -> None:
+        """Reload streams (if changed) and keys; measure the log and the disk."""
+        fingerprint = self.registry.streams_fingerprint()
+        if fingerprint != self._fingerprint:
+            current = self.ingestor.validators
+            fresh: dict[str, StreamValidator] = {}
+            for stream in self.registry.list_streams():
+                old = current.get(stream.name)
+                fresh[stream.name] = old if old is not None and old.version == stream.version \
+                    else StreamValidator(stream.name, stream.schema, stream.version)
+            self.ingestor.validators = fresh
+            self._fingerprint = fingerprint
+        self.keys = self.registry.key_hashes()
+        assert self.log is not None
+        log_settings = self.settings.log
+        self.pressure.log_bytes = self.log.size_bytes()
+        with contextlib.suppress(OSError):
+            self.pressure.free_bytes = shutil.disk_usage(self._log_dir).free
+        metrics.LOG_SIZE.set(self.pressure.log_bytes)
+        metrics.DISK_FREE.set(self.pressure.free_bytes)
+        if self.pressure.log_bytes >= log_settings.max_bytes:
+            self.pressure.full_reason = (f"the log holds {self.pressure.log_bytes} bytes, over its "
+                                         f"limit of {log_settings.max_bytes}; delivery is behind")
+        elif self.pressure.free_bytes < log_settings.min_free_disk_bytes:
+            self.pressure.full_reason = (f"only {self.pressure.free_bytes} bytes free on disk, under "
+                                         f"the floor of {log_settings.min_free_disk_bytes}")
+        else:
+            self.pressure.full_reason = None
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception as exc:  # keep serving with the last good view
+                print(f"collector: refresh failed: {exc!r}", flush=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        self.log = open_log(self.settings.log_uri, segment_bytes=self.settings.log.segment_bytes,
+                            writer=True)
+        await asyncio.to_thread(self.refresh)
+        task = asyncio.create_task(self.refresh_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            self.log.close()
+
+    # requests -------------------------------------------------------------
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.settings.collector.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BodyError(413, "body_too_large", f"body is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+
+        async def receive_all() -> None:
+            nonlocal size
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyError(413, "body_too_large", f"body is larger than {limit} bytes")
+                chunks.append(chunk)
+
+        try:
+            await asyncio.wait_for(receive_all(), self.settings.collector.body_timeout_seconds)
+        except TimeoutError as exc:
+            raise BodyError(408, "body_timeout", "the body did not arrive in time") from exc
+        metrics.REQUEST_BYTES.inc(size)
+        return b"".join(chunks)
+
+    async def ingest(self, request: Request, stream: str | None) -> Response:
+        route = "stream_events" if stream is not None else "mixed_events"
+        response = await self._ingest(request, stream)
+        metrics.HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
+        return response
+
+    async def _ingest(self, request: Request, stream: str | None) -> Response:
+        c = self.settings.collector
+        try:
+            authenticate(request.headers, self.keys)
+        except AuthError as exc:
+            return error_response(exc.status, exc.code, exc.reason)
+        if self.pressure.full_reason is not None:
+            return error_response(503, "log_full", self.pressure.full_reason, c.retry_after_seconds)
+        if self.inflight >= c.max_inflight_requests:
+            return error_response(429, "too_many_requests",
+                                  f"more than {c.max_inflight_requests} requests in progress", 1)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in _ACCEPTED_TYPES and not content_type.endswith("+json"):
+            return error_response(415, "unsupported_media_type",
+                                  f"Content-Type {content_type!r} is not JSON; send application/json "
+                                  "or application/x-ndjson")
+        self.inflight += 1
+        try:
+            raw = await self.read_body(request)
+            started = time.perf_counter()
+            body = decompress(raw, request.headers.get("content-encoding", ""), c.max_body_bytes)
+            prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
+                        else self.ingestor.prepare_mixed(body))
+            if prepared.batches:
+                assert self.log is not None
+                try:
+                    await self.log.append(prepared.batches)
+                except OSError as exc:
+                    return error_response(503, "log_unavailable",
+                                          f"the log could not store the events: {exc.strerror or exc}",
+                                          c.retry_after_seconds)
+            self._count(prepared)
+            metrics.ACK_LATENCY.observe(time.perf_counter() - started)
+            return json_response(200, {
+                "accepted": sum(prepared.accepted.values()),
+                "rejected": len(prepared.errors),
+                "errors": [e.as_json() for e in prepared.errors],
+            })
+        except BodyError as exc:
+            return error_response(exc.status, exc.code, exc.reason)
+        except ClientDisconnect:
+            return error_response(400, "client_disconnected", "the client went away mid-body")
+        finally:
+            self.inflight -= 1
+
+    def _count(self, prepared: Prepared) -> None:
+        for name, count in prepared.accepted.items():
+            metrics.EVENTS_ACCEPTED.labels(name).inc(count)
+        known = self.ingestor.validators
+        for (name, code), count in prepared.rejections.items():
+            label = name if name in known else metrics.UNKNOWN_STREAM_LABEL
+            metrics.EVENTS_REJECTED.labels(label, code).inc(count)
+
+
+def routes(collector: Collector) -> list[Route]:
+    async def stream_events(request: Request) -> Response:
+        return await collector.ingest(request, request.path_params["stream"])
+
+    async def mixed_events(request: Request) -> Response:
+        return await collector.ingest(request, None)
+
+    async def healthz(_: Request) -> Response:
+        return json_response(200, {"status": "alive", "pid": os.getpid()})
+
+    async def readyz(_: Request) -> Response:
+        if collector.log is None:
+            return error_response(503, "starting", "the log is not open yet", 1)
+        if collector.pressure.full_reason is not None:
+            return error_response(503, "log_full", collector.pressure.full_reason,
+                                  collector.settings.collector.retry_after_seconds)
+        return json_response(200, {"status": "ready"})
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(_: Request) -> Response:
+        return json_response(200, OPENAPI)
+
+    return [
+        Route("/v1/streams/{stream}/events", stream_events, methods=["POST"]),
+        Route("/v1/events", mixed_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    collector = Collector(settings)
+    return Starlette(routes=routes(collector), lifespan=collector.lifespan)

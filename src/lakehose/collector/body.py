@@ -1,0 +1,141 @@
+"""Request bodies: bounded decompression and the three accepted shapes.
+
+A body is a JSON array of events, an object ``{"events": [...]}``, a single
+event object, or NDJSON (one event per line). Decompression (gzip, zstd) is
+streamed with a cap on the output, so a small bomb cannot inflate past the
+body limit. Syntax errors reject the whole request (400) naming the line and
+byte offset, because a client that sends broken JSON must learn it at once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+import zstandard
+
+Shape = Literal["array", "lines", "object"]
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_CHUNK = 256 * 1024
+
+
+class BodyError(Exception):
+    """The request as a whole cannot be taken; carries the HTTP status and reason."""
+
+    def __init__(self, status: int, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+
+
+class _Wrapper(msgspec.Struct):
+    events: list[msgspec.Raw]
+
+
+_WRAPPER = msgspec.json.Decoder(_Wrapper)
+
+
+def _too_large(limit: int) -> BodyError:
+    return BodyError(413, "body_too_large", f"body is larger than {limit} bytes after decompression")
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (identity, gzip, zstd) without producing more than ``limit`` bytes."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise BodyError(400, "bad_encoding", f"gzip body is corrupt: {exc}") from exc
+        if len(out) > limit:
+            raise _too_large(limit)
+        if not inflater.eof or inflater.unconsumed_tail:
+            raise BodyError(400, "bad_encoding", "gzip body is truncated")
+        return out
+    if encoding == "zstd":
+        reader = zstandard.ZstdDecompressor().decompressobj()
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for start in range(0, len(body), _CHUNK):
+                piece = reader.decompress(body[start:start + _CHUNK])
+                size += len(piece)
+                if size > limit:
+                    raise _too_large(limit)
+                parts.append(piece)
+        except zstandard.ZstdError as exc:
+            raise BodyError(400, "bad_encoding", f"zstd body is corrupt: {exc}") from exc
+        if not reader.eof:
+            raise BodyError(400, "bad_encoding", "zstd body is truncated")
+        return b"".join(parts)
+    raise BodyError(415, "unsupported_encoding",
+                    f"Content-Encoding {encoding!r} is not supported (use gzip or zstd)")
+
+
+def _syntax_error(body: bytes, exc: msgspec.DecodeError, base: int = 0) -> BodyError:
+    text = str(exc)
+    offset = None
+    if "(byte " in text:
+        offset = base + int(text.rsplit("(byte ", 1)[1].rstrip(")"))
+    if offset is None and "truncated" in text:
+        return BodyError(400, "malformed_json", "body is not valid JSON: it ends before the JSON "
+                         f"is complete (truncated at byte offset {len(body)})")
+    if offset is None:
+        where = ""
+    else:
+        line = body.count(b"\n", 0, offset) + 1
+        where = f"at line {line}, byte offset {offset}"
+    reason = text.replace("JSON is malformed: ", "").split(" (byte ")[0]
+    return BodyError(400, "malformed_json", f"body is not valid JSON: {reason} {where}".strip())
+
+
+def classify(body: bytes) -> Shape:
+    """Which of the accepted shapes the body has, from its first bytes."""
+    start = body.lstrip()[:1]
+    if start == b"[":
+        return "array"
+    if start == b"{":
+        try:
+            _RAW.decode(body)
+        except msgspec.DecodeError as exc:
+            if "trailing characters" in str(exc):
+                return "lines"
+            raise _syntax_error(body, exc) from exc
+        return "object"
+    if not start:
+        raise BodyError(400, "empty_body", "the body holds no events")
+    raise BodyError(400, "malformed_json",
+                    "body must be a JSON array, an object {\"events\": [...]}, or NDJSON")
+
+
+def split(body: bytes, shape: Shape) -> list[msgspec.Raw]:
+    """The raw bytes of every event; raises BodyError on a syntax error."""
+    try:
+        if shape == "array":
+            return _RAW_LIST.decode(body)
+        if shape == "lines":
+            return _RAW.decode_lines(body)
+        try:
+            return _WRAPPER.decode(body).events
+        except msgspec.ValidationError:
+            return [msgspec.Raw(body)]
+    except msgspec.ValidationError as exc:
+        raise BodyError(400, "malformed_json", f"body is not a list of events: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise _syntax_error(body, exc) from exc
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int
+    max_events: int
+    max_event_bytes: int

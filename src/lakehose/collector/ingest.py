@@ -1,0 +1,143 @@
+"""From a decoded body to log records and a per-event verdict, with no HTTP in sight.
+
+``Ingestor.prepare`` does the CPU work of a request (split, validate, stamp,
+encode) and returns what to append and what to answer; the HTTP layer appends
+and waits for durability before it answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from lakehose.collector.body import BodyError, Limits, classify, split
+from lakehose.collector.validate import EventError, StreamValidator, TypeOnly
+from lakehose.metrics import UNKNOWN_STREAM_LABEL
+
+_TYPE_ONLY = msgspec.json.Decoder(list[TypeOnly])
+
+
+@dataclass
+class Prepared:
+    """The outcome of one request before the append."""
+
+    batches: list[tuple[str, bytes, int]] = field(default_factory=list)
+    accepted: dict[str, int] = field(default_factory=dict)
+    errors: list[EventError] = field(default_factory=list)
+    rejections: dict[tuple[str, str], int] = field(default_factory=dict)
+    received: int = 0
+
+
+def check_utf8(body: bytes) -> None:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, "invalid_utf8", f"body is not valid UTF-8 at byte offset {exc.start}") from exc
+
+
+class Ingestor:
+    def __init__(self, limits: Limits, future_window_seconds: float) -> None:
+        self.limits = limits
+        self.future_window_us = int(future_window_seconds * 1_000_000)
+        self.validators: Mapping[str, StreamValidator] = {}
+
+    def _check_count(self, count: int) -> None:
+        if count > self.limits.max_events:
+            raise BodyError(413, "too_many_events",
+                            f"{count} events in one request; the limit is {self.limits.max_events}")
+
+    def _oversized(self, raws: Sequence[msgspec.Raw], indexes: Sequence[int]) -> list[EventError]:
+        limit = self.limits.max_event_bytes
+        return [EventError(i, "event_too_large", "$", f"event is larger than {limit} bytes")
+                for raw, i in zip(raws, indexes) if len(raw) > limit]
+
+    def prepare_stream(self, stream: str, body: bytes) -> Prepared:
+        """A request to ``/v1/streams/{stream}/events``."""
+        check_utf8(body)
+        validator = self.validators.get(stream)
+        shape = classify(body)
+        if validator is None or shape == "object" or len(body) > self.limits.max_event_bytes:
+            raws = split(body, shape)
+            self._check_count(len(raws))
+            return self._prepare_groups({stream: list(range(len(raws)))}, raws, len(raws))
+        try:
+            events = validator.decode_array(body) if shape == "array" else validator.decode_lines(body)
+            errors: list[EventError] = []
+        except msgspec.ValidationError:
+            raws = split(body, shape)
+            self._check_count(len(raws))
+            events, errors = validator.decode_each(raws, range(len(raws)))
+            bad = {e.index for e in errors}
+            indexes = [i for i in range(len(raws)) if i not in bad]
+        else:
+            indexes = list(range(len(events)))
+        self._check_count(len(events) + len(errors))
+        prepared = Prepared(received=len(events) + len(errors))
+        self._finish(prepared, stream, validator, events, indexes)
+        self._add_errors(prepared, stream, errors)
+        prepared.errors.sort(key=lambda e: e.index)
+        return prepared
+
+    def prepare_mixed(self, body: bytes) -> Prepared:
+        """A request to ``/v1/events``: each event names its stream in ``type``."""
+        check_utf8(body)
+        raws = split(body, classify(body))
+        self._check_count(len(raws))
+        types = _TYPE_ONLY.decode(b"[" + b",".join(raws) + b"]") if raws else []
+        groups: dict[str, list[int]] = defaultdict(list)
+        untyped: list[EventError] = []
+        for i, item in enumerate(types):
+            if isinstance(item.type, str) and item.type:
+                groups[item.type].append(i)
+            else:
+                untyped.append(EventError(i, "missing_type", "$.type",
+                                          "each event of a mixed batch names its stream in \"type\""))
+        prepared = self._prepare_groups(groups, raws, len(raws))
+        self._add_errors(prepared, UNKNOWN_STREAM_LABEL, untyped)
+        prepared.errors.sort(key=lambda e: e.index)
+        return prepared
+
+    def _prepare_groups(self, groups: Mapping[str, list[int]], raws: Sequence[msgspec.Raw],
+                        received: int) -> Prepared:
+        prepared = Prepared(received=received)
+        for stream, indexes in groups.items():
+            validator = self.validators.get(stream)
+            if validator is None:
+                self._add_errors(prepared, stream, [
+                    EventError(i, "unknown_stream", "$", f"no stream named {stream!r}") for i in indexes])
+                continue
+            group_raws = [raws[i] for i in indexes]
+            too_large = self._oversized(group_raws, indexes)
+            if too_large:
+                bad = {e.index for e in too_large}
+                self._add_errors(prepared, stream, too_large)
+                indexes = [i for i in indexes if i not in bad]
+                group_raws = [raws[i] for i in indexes]
+            events, errors = validator.decode_group(group_raws, indexes)
+            if errors:
+                bad = {e.index for e in errors}
+                indexes = [i for i in indexes if i not in bad]
+            self._finish(prepared, stream, validator, events, indexes)
+            self._add_errors(prepared, stream, errors)
+        return prepared
+
+    def _finish(self, prepared: Prepared, stream: str, validator: StreamValidator,
+                events: list[Any], indexes: Sequence[int]) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        kept, errors = validator.stamp(events, indexes, now, self.future_window_us)
+        self._add_errors(prepared, stream, errors)
+        if kept:
+            prepared.batches.append((stream, validator.encode(kept), len(kept)))
+            prepared.accepted[stream] = prepared.accepted.get(stream, 0) + len(kept)
+
+    @staticmethod
+    def _add_errors(prepared: Prepared, stream: str, errors: Sequence[EventError]) -> None:
+        prepared.errors.extend(errors)
+        for error in errors:
+            key = (stream, error.code)
+            prepared.rejections[key] = prepared.rejections.get(key, 0) + 1

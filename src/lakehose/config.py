@@ -1,0 +1,172 @@
+"""Settings: defaults, then the config file, then ``LAKEHOSE_<SECTION>__<KEY>``.
+
+Validation does no I/O and reports every problem at once; unknown keys are
+errors, so a typo never silently falls back to a default. Backend locations are
+URIs (``wal://``, ``sqlite:///``, ``file://``) so that the same code runs
+embedded and at scale; their defaults live inside the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from lakehose.errors import ConfigError
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+CONFIG_FILE_NAME = "lakehose.toml"
+ENV_PREFIX = "LAKEHOSE_"
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class CatalogSettings(_Section):
+    uri: str = ""  # default: sqlite:///<data-dir>/catalog.db
+
+
+class LogSettings(_Section):
+    uri: str = ""  # default: wal://<data-dir>/log
+    segment_bytes: int = msgspec.field(default=64 * MiB)
+    max_bytes: int = 20 * GiB
+    min_free_disk_bytes: int = 1 * GiB
+
+
+class LakeSettings(_Section):
+    warehouse: str = ""  # default: file://<data-dir>/warehouse
+    namespace: str = "events"
+
+
+class CollectorSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 8 * MiB
+    max_events_per_request: int = 10_000
+    max_event_bytes: int = 1 * MiB
+    future_window_seconds: float = 24 * 3600.0
+    max_inflight_requests: int = 64
+    body_timeout_seconds: float = 30.0
+    retry_after_seconds: int = 5
+
+
+class DeliverySettings(_Section):
+    max_events: int = 1_000_000
+    max_bytes: int = 128 * MiB
+    max_seconds: float = 60.0
+
+
+class QuerySettings(_Section):
+    row_limit: int = 10_000
+    timeout_seconds: float = 30.0
+
+
+class Settings(_Section):
+    data_dir: str = "./lakehose-data"
+    catalog: CatalogSettings = msgspec.field(default_factory=CatalogSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    lake: LakeSettings = msgspec.field(default_factory=LakeSettings)
+    collector: CollectorSettings = msgspec.field(default_factory=CollectorSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    query: QuerySettings = msgspec.field(default_factory=QuerySettings)
+
+    @property
+    def catalog_uri(self) -> str:
+        return self.catalog.uri or f"sqlite:///{Path(self.data_dir).resolve() / 'catalog.db'}"
+
+    @property
+    def log_uri(self) -> str:
+        return self.log.uri or f"wal://{Path(self.data_dir).resolve() / 'log'}"
+
+    @property
+    def warehouse_uri(self) -> str:
+        return self.lake.warehouse or (Path(self.data_dir).resolve() / "warehouse").as_uri()
+
+
+_POSITIVE = {
+    "log": ("segment_bytes", "max_bytes"),
+    "collector": ("max_body_bytes", "max_events_per_request", "max_event_bytes",
+                  "max_inflight_requests", "body_timeout_seconds"),
+    "delivery": ("max_events", "max_bytes", "max_seconds"),
+    "query": ("row_limit", "timeout_seconds"),
+}
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Nested settings from ``LAKEHOSE_<SECTION>__<KEY>`` variables."""
+    tree: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ("LAKEHOSE_DATA_DIR", "LAKEHOSE_CONFIG"):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            problems.append(f"{name}: expected LAKEHOSE_<SECTION>__<KEY>")
+            continue
+        tree.setdefault(parts[0], {})[parts[1]] = value
+    return tree, problems
+
+
+def parse_settings(
+    file_tree: Mapping[str, Any], environ: Mapping[str, str], data_dir: str | None
+) -> Settings:
+    """Build settings from already-read inputs; raises ConfigError listing every problem."""
+    tree: dict[str, Any] = {}
+    _merge(tree, file_tree)
+    env_tree, problems = env_overrides(environ)
+    _merge(tree, env_tree)
+    if data_dir is not None:
+        tree["data_dir"] = data_dir
+    elif "LAKEHOSE_DATA_DIR" in environ:
+        tree["data_dir"] = environ["LAKEHOSE_DATA_DIR"]
+    for section, values in tree.items():
+        field_type = {f.name: f.type for f in msgspec.structs.fields(Settings)}.get(section)
+        if field_type is None:
+            problems.append(f"unknown section or key: {section}")
+            continue
+        if isinstance(values, Mapping) and isinstance(field_type, type):
+            try:
+                msgspec.convert(dict(values), field_type, strict=False)
+            except msgspec.ValidationError as exc:
+                problems.append(f"[{section}] {exc}")
+    if problems:
+        raise ConfigError(problems)
+    settings = msgspec.convert(tree, Settings, strict=False)
+    for section, keys in _POSITIVE.items():
+        for key in keys:
+            if getattr(getattr(settings, section), key) <= 0:
+                problems.append(f"[{section}] {key} must be positive")
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def load_settings(data_dir: str | None = None, config_file: str | None = None) -> Settings:
+    """Read the config file (explicit, else ``<data-dir>/lakehose.toml`` if present) and env."""
+    environ = os.environ
+    resolved_dir = data_dir or environ.get("LAKEHOSE_DATA_DIR") or "./lakehose-data"
+    path = config_file or environ.get("LAKEHOSE_CONFIG")
+    candidate = Path(path) if path else Path(resolved_dir) / CONFIG_FILE_NAME
+    file_tree: dict[str, Any] = {}
+    if candidate.exists():
+        try:
+            file_tree = tomllib.loads(candidate.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{candidate}: {exc}"]) from exc
+    elif path:
+        raise ConfigError([f"config file not found: {candidate}"])
+    return parse_settings(file_tree, environ, data_dir)

@@ -1,0 +1,59 @@
+"""Error types, each marked transient (retry later) or terminal (reject now).
+
+Retry logic asks one question of an error — ``is_transient`` — and nothing else.
+"""
+
+from __future__ import annotations
+
+
+class LakehoseError(Exception):
+    """Base of every error lakehose raises on purpose."""
+
+    transient: bool = False
+
+
+class ConfigError(LakehoseError):
+    """The configuration is invalid; carries every problem found at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class SchemaError(LakehoseError):
+    """A stream schema is not in the supported JSON Schema subset."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid schema:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class NotFound(LakehoseError):
+    """A named stream, key or table does not exist."""
+
+
+class AlreadyExists(LakehoseError):
+    """A named stream, key or table exists already."""
+
+
+class LogFull(LakehoseError):
+    """The log is over its size limit or the disk is under its free floor."""
+
+    transient = True
+
+
+class LogCorrupt(LakehoseError):
+    """A sealed log segment failed its checksum: data was damaged at rest."""
+
+
+class QueryRefused(LakehoseError):
+    """A query writes, attaches or reads outside the lake."""
+
+
+class QueryFailed(LakehoseError):
+    """A query could not run (syntax, unknown table, timeout)."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying the same operation later may succeed."""
+    return isinstance(error, LakehoseError) and error.transient

@@ -1,0 +1,70 @@
+"""The durable log between collector and delivery, picked by URI scheme.
+
+``wal://DIR`` is the embedded write-ahead log; a Kafka backend implements the
+same interface later. A backend is imported only when its scheme is asked for.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+
+@dataclass(frozen=True)
+class Record:
+    """One appended payload (the events of one request for one stream)."""
+
+    partition: int
+    offset: int
+    next_offset: int
+    event_count: int
+    appended_ms: int
+    payload: bytes
+
+
+class Log(ABC):
+    """Append durably, read from an offset, release what was delivered.
+
+    Offsets are per (stream, partition), opaque integers that only grow; the
+    delivery stores "next offset to read" per partition in its table commit.
+    """
+
+    @abstractmethod
+    async def append(self, batches: Sequence[tuple[str, bytes, int]]) -> None:
+        """Append ``(stream, payload, event_count)`` items; returns once all are durable."""
+
+    @abstractmethod
+    def partitions(self, stream: str) -> list[int]:
+        """The partitions a stream has records in."""
+
+    @abstractmethod
+    def read(self, stream: str, partition: int, offset: int, max_bytes: int) -> list[Record]:
+        """Durable records from ``offset`` on, about ``max_bytes`` of payload at most."""
+
+    @abstractmethod
+    def end_offset(self, stream: str, partition: int) -> int:
+        """The offset the next appended record of this partition will get."""
+
+    @abstractmethod
+    def mark_delivered(self, stream: str, offsets: Mapping[int, int]) -> None:
+        """Everything before ``offsets[partition]`` is committed; release what can go."""
+
+    @abstractmethod
+    def size_bytes(self) -> int:
+        """Bytes the log holds now, over every stream and partition."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release files or connections."""
+
+
+def open_log(uri: str, *, segment_bytes: int = 64 * 1024 * 1024, writer: bool = False) -> Log:
+    """Open the log named by ``uri``; ``writer`` claims a partition to append to."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "wal":
+        from lakehose.log.wal import WriteAheadLog
+
+        return WriteAheadLog(parsed.netloc + parsed.path, segment_bytes=segment_bytes, writer=writer)
+    raise ValueError(f"unsupported log URI {uri!r}: expected wal://DIR")

@@ -1,0 +1,1 @@
+"""Streams, their schemas and write keys, kept in the catalog database."""

@@ -1,0 +1,170 @@
+"""Stream definitions and write keys in the catalog database (SQLite or PostgreSQL).
+
+Every process reads them from here, so a stream created or a key revoked by the
+CLI is seen by running collectors within their refresh interval. Write keys are
+random 256-bit secrets; only their SHA-256 is stored, which is enough for a key
+that cannot be guessed (a slow hash protects low-entropy passwords, not these).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from lakehose.errors import AlreadyExists, NotFound
+from lakehose.registry.schema import StreamSchema, is_valid_stream_name, parse_schema
+
+metadata = sa.MetaData()
+
+streams_table = sa.Table(
+    "lakehose_streams", metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("schema", sa.Text, nullable=False),
+    sa.Column("hints", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+write_keys_table = sa.Table(
+    "lakehose_write_keys", metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+KEY_PREFIX = "lh_"
+HINT_NAMES = ("max_events", "max_bytes", "max_seconds")
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    version: int
+    schema: StreamSchema
+    hints: dict[str, float]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class WriteKey:
+    name: str
+    prefix: str
+    created_at: float
+    revoked_at: float | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_hints(hints: Mapping[str, Any]) -> dict[str, float]:
+    problems = [f"unknown buffering hint {k!r} (known: {', '.join(HINT_NAMES)})"
+                for k in hints if k not in HINT_NAMES]
+    problems += [f"{k} must be a positive number" for k, v in hints.items()
+                 if k in HINT_NAMES and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0)]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return dict(hints)
+
+
+def make_engine(uri: str) -> sa.Engine:
+    """An engine for the catalog database; SQLite gets WAL mode so readers never block writers."""
+    if uri.startswith("sqlite"):
+        engine = sa.create_engine(uri, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(uri, pool_pre_ping=True)
+
+
+class Registry:
+    """Streams and write keys: create, list, look up."""
+
+    def __init__(self, uri: str) -> None:
+        self.engine = make_engine(uri)
+        metadata.create_all(self.engine)
+
+    # streams -------------------------------------------------------------
+    def create_stream(self, name: str, document: Any, hints: Mapping[str, Any] | None = None) -> Stream:
+        if not is_valid_stream_name(name):
+            raise ValueError(f"invalid stream name {name!r}: use [a-z][a-z0-9_]{{0,62}}")
+        schema = parse_schema(document)
+        checked = check_hints(hints or {})
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(streams_table.insert().values(
+                    name=name, version=1, schema=json.dumps(document), hints=json.dumps(checked),
+                    created_at=now, updated_at=now))
+        except sa.exc.IntegrityError as exc:
+            raise AlreadyExists(f"stream {name!r} exists already") from exc
+        return Stream(name, 1, schema, checked, now)
+
+    def list_streams(self) -> list[Stream]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(streams_table).order_by(streams_table.c.name)).all()
+        return [Stream(r.name, r.version, parse_schema(json.loads(r.schema)), json.loads(r.hints),
+                       r.created_at) for r in rows]
+
+    def get_stream(self, name: str) -> Stream:
+        for stream in self.list_streams():
+            if stream.name == name:
+                return stream
+        raise NotFound(f"no stream named {name!r}")
+
+    def streams_fingerprint(self) -> tuple[int, float]:
+        """Changes whenever a stream is created or changed: cheap enough to poll each second."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(sa.func.count(), sa.func.max(streams_table.c.updated_at))).one()
+        return int(row[0]), float(row[1] or 0.0)
+
+    # write keys ----------------------------------------------------------
+    def create_key(self, name: str) -> str:
+        """Create a key and return it; this is the only time its secret is seen."""
+        if not name or len(name) > 128:
+            raise ValueError("a key name must have 1 to 128 characters")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(write_keys_table.insert().values(
+                    name=name, key_hash=hash_key(key), prefix=key[:10], created_at=time.time(),
+                    revoked_at=None))
+        except sa.exc.IntegrityError as exc:
+            raise AlreadyExists(f"a key named {name!r} exists already") from exc
+        return key
+
+    def list_keys(self) -> list[WriteKey]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(write_keys_table).order_by(write_keys_table.c.name)).all()
+        return [WriteKey(r.name, r.prefix, r.created_at, r.revoked_at) for r in rows]
+
+    def revoke_key(self, name: str) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(write_keys_table.update()
+                                  .where(write_keys_table.c.name == name)
+                                  .values(revoked_at=time.time()))
+        if result.rowcount == 0:
+            raise NotFound(f"no key named {name!r}")
+
+    def key_hashes(self) -> dict[str, tuple[str, bool]]:
+        """``{sha256: (key name, revoked)}`` of every key ever created."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(write_keys_table.c.key_hash, write_keys_table.c.name,
+                                          write_keys_table.c.revoked_at)).all()
+        return {r.key_hash: (r.name, r.revoked_at is not None) for r in rows}
