@@ -59,12 +59,22 @@ def cmd_collector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deliver(args: argparse.Namespace) -> int:
+    from lakehose.delivery.worker import run_delivery
+
+    run_delivery(_settings(args))
+    return 0
+
+
 def cmd_streams_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     document = json.loads(Path(args.schema).read_text())
     hints = {k: v for k, v in (("max_events", args.max_events), ("max_bytes", args.max_bytes),
                                ("max_seconds", args.max_seconds)) if v is not None}
     stream = _registry(settings).create_stream(args.name, document, hints)
+    from lakehose.lake.catalog import ensure_table, open_catalog
+
+    ensure_table(open_catalog(settings), settings, stream)
     print(f"created stream {stream.name} (version {stream.version}, "
           f"{len(stream.schema.fields)} fields)")
     return 0
@@ -117,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     collector = add(commands, "collector", cmd_collector, "run the HTTP collector alone")
     collector.add_argument("--host")
     collector.add_argument("--port", type=int)
+
+    add(commands, "deliver", cmd_deliver, "run delivery alone: log → Iceberg tables")
 
     streams = commands.add_parser("streams", help="manage streams").add_subparsers(dest="action", required=True)
     create = add(streams, "create", cmd_streams_create, "register a stream with its JSON schema")

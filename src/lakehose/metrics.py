@@ -22,3 +22,16 @@ LOG_SIZE = Gauge("lakehose_log_size_bytes", "Bytes held in the log, over every s
 DISK_FREE = Gauge("lakehose_disk_free_bytes", "Free bytes on the disk that holds the log.")
 
 UNKNOWN_STREAM_LABEL = "_unknown"
+
+BATCHES_COMMITTED = Counter(
+    "lakehose_batches_committed_total", "Iceberg commits of delivered batches, by stream.", ["stream"])
+ROWS_COMMITTED = Counter(
+    "lakehose_rows_committed_total", "Rows committed to tables by delivery, by stream.", ["stream"])
+COMMIT_LATENCY = Histogram(
+    "lakehose_commit_latency_seconds", "Time to write a batch's Parquet files and commit it.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+DELIVERY_REJECTED = Counter(
+    "lakehose_delivery_rejected_total", "Events delivery could not convert, by stream.", ["stream"])
+CONSUMER_LAG_SECONDS = Gauge(
+    "lakehose_consumer_lag_seconds", "Age of the oldest event read but not yet committed, by stream.",
+    ["stream"])

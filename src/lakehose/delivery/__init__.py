@@ -1,0 +1,1 @@
+"""Delivery: log → Arrow → Parquet → Iceberg commit carrying the consumed log offsets."""

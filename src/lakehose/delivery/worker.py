@@ -1,0 +1,224 @@
+"""The delivery loop: read each stream's log, buffer as Arrow, commit with offsets.
+
+Exactly once: a table's commit carries, in the same Iceberg metadata change,
+the log offsets up to which its rows go (table property ``lakehose.offsets``).
+On start a stream resumes from those offsets, so a crash before a commit re-
+reads what was not committed and a crash after it skips what was. Only after
+the commit are fully delivered log segments released.
+
+A batch is committed when it reaches the stream's ``max_events`` or
+``max_bytes`` (of JSON read), when its oldest event has waited ``max_seconds``,
+or when all buffers together exceed the memory budget (largest first).
+Only one delivery process may serve a ``wal://`` log: it holds a lock file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+
+from lakehose import metrics
+from lakehose.config import Settings
+from lakehose.delivery.convert import Converter, Unconvertible
+from lakehose.lake.catalog import committed_offsets, ensure_table, offsets_property, open_catalog
+from lakehose.lake.rejected import append_delivery_rejections, ensure_rejected_table
+from lakehose.log import Log, open_log
+from lakehose.registry.store import Registry, Stream
+
+READ_CHUNK_BYTES = 16 << 20
+POLL_SECONDS = 0.1
+REGISTRY_REFRESH_SECONDS = 2.0
+COMMIT_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Hints:
+    max_events: int
+    max_bytes: int
+    max_seconds: float
+
+
+@dataclass
+class Buffer:
+    tables: list[pa.Table] = field(default_factory=list)
+    rejected: list[Unconvertible] = field(default_factory=list)
+    events: int = 0
+    json_bytes: int = 0
+    arrow_bytes: int = 0
+    oldest_ms: int | None = None
+
+    def clear(self) -> None:
+        self.tables, self.rejected = [], []
+        self.events = self.json_bytes = self.arrow_bytes = 0
+        self.oldest_ms = None
+
+
+class StreamDelivery:
+    """One stream: its table, read position and buffer."""
+
+    def __init__(self, stream: Stream, table: Table, hints: Hints) -> None:
+        self.name = stream.name
+        self.version = stream.version
+        self.table = table
+        self.hints = hints
+        self.committed = committed_offsets(table)
+        self.position = dict(self.committed)
+        self.converter = Converter(table.schema().as_arrow())
+        self.buffer = Buffer()
+
+    def due(self, now_ms: int) -> bool:
+        b = self.buffer
+        if b.oldest_ms is None:
+            return False
+        return (b.events >= self.hints.max_events or b.json_bytes >= self.hints.max_bytes
+                or now_ms - b.oldest_ms >= self.hints.max_seconds * 1000)
+
+
+def resolve_hints(settings: Settings, stream: Stream) -> Hints:
+    d = settings.delivery
+    return Hints(int(stream.hints.get("max_events", d.max_events)),
+                 int(stream.hints.get("max_bytes", d.max_bytes)),
+                 float(stream.hints.get("max_seconds", d.max_seconds)))
+
+
+class Deliverer:
+    def __init__(self, settings: Settings, memory_budget_bytes: int = 512 << 20) -> None:
+        self.settings = settings
+        self.memory_budget_bytes = memory_budget_bytes
+        self.registry = Registry(settings.catalog_uri)
+        self.catalog: SqlCatalog = open_catalog(settings)
+        self.rejected_table = ensure_rejected_table(self.catalog, settings)
+        self.log: Log = open_log(settings.log_uri, segment_bytes=settings.log.segment_bytes)
+        self.streams: dict[str, StreamDelivery] = {}
+        self.stopping = threading.Event()
+        self._registry_checked = 0.0
+
+    # setup -------------------------------------------------------------------
+    def refresh_streams(self) -> None:
+        for stream in self.registry.list_streams():
+            current = self.streams.get(stream.name)
+            if current is not None and current.version == stream.version:
+                current.hints = resolve_hints(self.settings, stream)
+                continue
+            if current is not None:
+                self.flush(current)
+            table = ensure_table(self.catalog, self.settings, stream)
+            self.streams[stream.name] = StreamDelivery(stream, table, resolve_hints(self.settings, stream))
+        self._registry_checked = time.monotonic()
+
+    # the loop ----------------------------------------------------------------
+    def poll(self) -> bool:
+        """Read what is new from every stream once; True if anything was read."""
+        progressed = False
+        for sd in self.streams.values():
+            for partition in self.log.partitions(sd.name):
+                offset = sd.position.get(partition, 0)
+                records = self.log.read(sd.name, partition, offset, READ_CHUNK_BYTES)
+                if not records:
+                    continue
+                progressed = True
+                table, failed = sd.converter.convert(records)
+                b = sd.buffer
+                b.tables.append(table)
+                b.rejected.extend(failed)
+                b.events += table.num_rows + len(failed)
+                b.json_bytes += sum(len(r.payload) for r in records)
+                b.arrow_bytes += table.nbytes
+                first = min(r.appended_ms for r in records)
+                b.oldest_ms = first if b.oldest_ms is None else min(b.oldest_ms, first)
+                sd.position[partition] = records[-1].next_offset
+        return progressed
+
+    def flush_due(self) -> None:
+        now_ms = int(time.time() * 1000)
+        for sd in self.streams.values():
+            if sd.due(now_ms):
+                self.flush(sd)
+            if sd.buffer.oldest_ms is not None:
+                metrics.CONSUMER_LAG_SECONDS.labels(sd.name).set((now_ms - sd.buffer.oldest_ms) / 1000)
+        while sum(sd.buffer.arrow_bytes for sd in self.streams.values()) > self.memory_budget_bytes:
+            self.flush(max(self.streams.values(), key=lambda sd: sd.buffer.arrow_bytes))
+
+    def flush(self, sd: StreamDelivery) -> None:
+        """Commit the buffer and the offsets it reaches, in one Iceberg commit."""
+        b = sd.buffer
+        if b.oldest_ms is None and sd.position == sd.committed:
+            return
+        started = time.perf_counter()
+        if b.rejected:
+            append_delivery_rejections(self.rejected_table, sd.name, b.rejected, sd.position)
+            self.rejected_table.refresh()
+            metrics.DELIVERY_REJECTED.labels(sd.name).inc(len(b.rejected))
+        data = pa.concat_tables(b.tables) if b.tables else None
+        for attempt in range(COMMIT_RETRIES):
+            try:
+                with sd.table.transaction() as tx:
+                    if data is not None and data.num_rows:
+                        tx.append(data)
+                    tx.set_properties(offsets_property(sd.position))
+                break
+            except CommitFailedException:
+                if attempt == COMMIT_RETRIES - 1:
+                    raise
+                sd.table.refresh()
+        sd.committed = dict(sd.position)
+        rows = data.num_rows if data is not None else 0
+        metrics.BATCHES_COMMITTED.labels(sd.name).inc()
+        metrics.ROWS_COMMITTED.labels(sd.name).inc(rows)
+        metrics.COMMIT_LATENCY.observe(time.perf_counter() - started)
+        metrics.CONSUMER_LAG_SECONDS.labels(sd.name).set(0)
+        b.clear()
+        self.log.mark_delivered(sd.name, sd.committed)
+
+    def run(self) -> None:
+        self.refresh_streams()
+        while not self.stopping.is_set():
+            if time.monotonic() - self._registry_checked > REGISTRY_REFRESH_SECONDS:
+                self.refresh_streams()
+            progressed = self.poll()
+            self.flush_due()
+            if not progressed:
+                self.stopping.wait(POLL_SECONDS)
+        # graceful stop: take what is in the log now, commit everything, exit
+        while self.poll():
+            self.flush_due()
+        for sd in self.streams.values():
+            self.flush(sd)
+        self.log.close()
+
+
+def acquire_delivery_lock(settings: Settings) -> int:
+    """Exclusive right to deliver this data folder's WAL; exits clearly if taken."""
+    path = Path(settings.log_uri.removeprefix("wal://")) / "_delivery.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"lakehose deliver: another delivery process holds {path}") from None
+    return fd
+
+
+def run_delivery(settings: Settings) -> None:
+    lock = acquire_delivery_lock(settings)
+    deliverer = Deliverer(settings)
+
+    def stop(signum: int, _: object) -> None:
+        deliverer.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        deliverer.run()
+    finally:
+        os.close(lock)
