@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,18 +51,65 @@ def _registry(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 # commands -------------------------------------------------------------------
+def _hint_overrides(args: argparse.Namespace) -> None:
+    """``--max-seconds`` and friends on ``up``/``deliver`` are global buffering hints."""
+    for name in ("max_seconds", "max_events", "max_bytes"):
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[f"LAKEHOSE_DELIVERY__{name.upper()}"] = str(value)
+
+
 def cmd_collector(args: argparse.Namespace) -> int:
-    from lakehose.collector.server import run_collector
+    from lakehose.http import serve
 
     settings = _settings(args)
-    run_collector(settings, host=args.host or settings.collector.host,
-                  port=args.port or settings.collector.port)
+    serve(settings, args.host or settings.collector.host, args.port or settings.collector.port,
+          collect=True, query=args.with_query)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lakehose.http import serve
+
+    settings = _settings(args)
+    serve(settings, args.host or settings.collector.host, args.port or settings.collector.port,
+          collect=False, query=True)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from lakehose.up import run_up
+
+    _hint_overrides(args)
+    settings = _settings(args)
+    return run_up(settings, args.host or settings.collector.host,
+                  args.port or settings.collector.port, args.config)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from lakehose.query.api import result_csv, result_json
+    from lakehose.query.engine import QueryEngine
+
+    settings = _settings(args)
+    result = QueryEngine(settings).run(args.sql, row_limit=args.limit)
+    if args.format == "csv":
+        sys.stdout.write(result_csv(result.table).decode())
+    elif args.format == "json":
+        print(json.dumps(result_json(result), default=str, ensure_ascii=False))
+    else:
+        table = result.table
+        columns = [column.to_pylist() for column in table.columns]
+        _print_table(table.column_names, [["NULL" if v is None else v for v in row]
+                                          for row in zip(*columns)])
+        print(f"({table.num_rows} row{'s' if table.num_rows != 1 else ''}"
+              f"{', truncated' if result.truncated else ''})", file=sys.stderr)
     return 0
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
     from lakehose.delivery.worker import run_delivery
 
+    _hint_overrides(args)
     run_delivery(_settings(args))
     return 0
 
@@ -124,11 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    def hints(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--max-seconds", type=float, help="commit a stream's events after this long")
+        sub.add_argument("--max-events", type=int, help="... or once this many are buffered")
+        sub.add_argument("--max-bytes", type=int, help="... or once this much JSON is buffered")
+
+    up = add(commands, "up", cmd_up, "run everything on this machine: collector, delivery, query API")
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    hints(up)
+
     collector = add(commands, "collector", cmd_collector, "run the HTTP collector alone")
     collector.add_argument("--host")
     collector.add_argument("--port", type=int)
+    collector.add_argument("--with-query", action="store_true", help="also serve /v1/query")
 
-    add(commands, "deliver", cmd_deliver, "run delivery alone: log → Iceberg tables")
+    serve = add(commands, "serve", cmd_serve, "serve the query API alone")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+
+    hints(add(commands, "deliver", cmd_deliver, "run delivery alone: log → Iceberg tables"))
+
+    query = add(commands, "query", cmd_query, "run a read-only SQL query over the tables")
+    query.add_argument("sql")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument("--limit", type=int)
 
     streams = commands.add_parser("streams", help="manage streams").add_subparsers(dest="action", required=True)
     create = add(streams, "create", cmd_streams_create, "register a stream with its JSON schema")

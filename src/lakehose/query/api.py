@@ -1,0 +1,99 @@
+"""``POST /v1/query``: SQL in, rows out as JSON, CSV or Arrow IPC.
+
+Queries run in a worker thread (DuckDB releases the GIL), so a long query never
+stalls ingestion served by the same process.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lakehose.errors import QueryFailed, QueryRefused
+from lakehose.query.engine import QueryEngine, QueryResult
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class QueryRequest(msgspec.Struct, forbid_unknown_fields=True):
+    sql: str
+    format: str = "json"
+    limit: int | None = None
+
+
+def _error(status: int, code: str, reason: str) -> Response:
+    return Response(_ENCODER.encode({"error": code, "reason": reason}), status_code=status,
+                    media_type="application/json")
+
+
+def result_json(result: QueryResult) -> dict[str, Any]:
+    table = result.table
+    columns = [column.to_pylist() for column in table.columns]
+    return {
+        "columns": [{"name": name, "type": kind} for name, kind in zip(table.column_names, result.duckdb_types)],
+        "rows": [list(row) for row in zip(*columns)] if columns else [],
+        "row_count": table.num_rows,
+        "truncated": result.truncated,
+        "elapsed_ms": round(result.elapsed_ms, 3),
+    }
+
+
+def result_csv(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink)
+    return sink.getvalue()
+
+
+def result_arrow(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def query_routes(engine: QueryEngine) -> list[Route]:
+    async def query(request: Request) -> Response:
+        try:
+            body = msgspec.json.decode(await request.body(), type=QueryRequest)
+        except msgspec.DecodeError as exc:
+            return _error(400, "bad_request", f"expected {{\"sql\": \"...\"}}: {exc}")
+        accept = request.headers.get("accept", "")
+        fmt = body.format
+        if "text/csv" in accept:
+            fmt = "csv"
+        elif ARROW_STREAM in accept:
+            fmt = "arrow"
+        if fmt not in ("json", "csv", "arrow"):
+            return _error(400, "bad_request", "format must be json, csv or arrow")
+        if body.limit is not None and body.limit <= 0:
+            return _error(400, "bad_request", "limit must be positive")
+        limit = min(body.limit or engine.settings.query.row_limit, engine.settings.query.row_limit)
+        try:
+            result = await run_in_threadpool(engine.run, body.sql, limit)
+        except QueryRefused as exc:
+            return _error(403, "query_refused", str(exc))
+        except QueryFailed as exc:
+            return _error(400, "query_failed", str(exc))
+        headers = {"X-Lakehose-Truncated": str(result.truncated).lower()}
+        if fmt == "csv":
+            return Response(result_csv(result.table), media_type="text/csv", headers=headers)
+        if fmt == "arrow":
+            return Response(result_arrow(result.table), media_type=ARROW_STREAM, headers=headers)
+        return Response(_ENCODER.encode(result_json(result)), media_type="application/json",
+                        headers=headers)
+
+    async def tables(_: Request) -> Response:
+        names = await run_in_threadpool(engine.tables)
+        return Response(_ENCODER.encode({"tables": [f"{engine.namespace}.{n}" for n in names]}),
+                        media_type="application/json")
+
+    return [Route("/v1/query", query, methods=["POST"]), Route("/v1/tables", tables, methods=["GET"])]

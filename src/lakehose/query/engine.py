@@ -1,0 +1,153 @@
+"""Read-only SQL over the Iceberg tables with DuckDB.
+
+Each table is a view ``events.<stream>`` (and ``<stream>``) over
+``iceberg_scan(<current metadata file>)``, so DuckDB reads exactly the
+snapshot the catalog points to, as any Iceberg reader would. The Iceberg and
+Avro extensions are loaded from their PyPI wheels; nothing is downloaded.
+
+Read-only is enforced twice: only a single SELECT-like statement is accepted,
+and DuckDB itself runs with external access off, file access allowed only under
+the warehouse, and its configuration locked, so ``read_csv('/etc/passwd')``,
+``ATTACH``, ``COPY ... TO`` and ``INSTALL`` fail inside the engine too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import duckdb
+import pyarrow as pa
+import sqlalchemy as sa
+
+from lakehose.config import Settings
+from lakehose.errors import QueryFailed, QueryRefused
+from lakehose.registry.store import make_engine
+
+_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_EXTENSIONS = ("avro", "iceberg")
+
+
+def _extension_path(name: str) -> str:
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or spec.origin is None:
+        raise QueryFailed(f"the DuckDB {name} extension is not installed: pip install "
+                          f"duckdb-extension-{name}=={duckdb.__version__}")
+    path = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.exists():
+        raise QueryFailed(f"{path} is missing: install duckdb-extension-{name}=={duckdb.__version__}")
+    return str(path)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    table: pa.Table
+    truncated: bool
+    elapsed_ms: float
+    duckdb_types: list[str]
+
+
+class QueryEngine:
+    """One DuckDB database with a view per table; each query runs on its own cursor."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.namespace = settings.lake.namespace
+        self._catalog_db = make_engine(settings.catalog_uri)
+        self._lock = threading.Lock()
+        self._locations: dict[str, str] = {}
+        self.con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                          "autoload_known_extensions": False})
+        for name in _EXTENSIONS:
+            self.con.execute(f"LOAD {_literal(_extension_path(name))}")
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(self.namespace)}")
+        warehouse = urlparse(settings.warehouse_uri)
+        root = warehouse.path if warehouse.scheme == "file" else settings.warehouse_uri
+        self.con.execute(f"SET allowed_directories = [{_literal(root.rstrip('/') + '/')}]")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+
+    def _current_locations(self) -> dict[str, str]:
+        query = sa.text("SELECT table_name, metadata_location FROM iceberg_tables "
+                        "WHERE catalog_name = 'lakehose' AND table_namespace = :ns")
+        try:
+            with self._catalog_db.connect() as conn:
+                rows = conn.execute(query, {"ns": self.namespace}).all()
+        except sa.exc.OperationalError:  # no table created yet
+            return {}
+        return {r.table_name: r.metadata_location for r in rows if r.metadata_location}
+
+    def refresh(self) -> None:
+        """Point each view at its table's current metadata file."""
+        locations = self._current_locations()
+        with self._lock:
+            for name, location in locations.items():
+                if self._locations.get(name) == location:
+                    continue
+                scan = f"SELECT * FROM iceberg_scan({_literal(location)})"
+                self.con.execute(f"CREATE OR REPLACE VIEW {_quote(self.namespace)}.{_quote(name)} AS {scan}")
+                self.con.execute(f"CREATE OR REPLACE VIEW main.{_quote(name)} AS {scan}")
+                self._locations[name] = location
+
+    def tables(self) -> list[str]:
+        self.refresh()
+        return sorted(self._locations)
+
+    @staticmethod
+    def check(sql: str) -> None:
+        """Refuse anything but one read-only statement, before DuckDB runs it."""
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QueryFailed(str(exc)) from exc
+        if len(statements) != 1:
+            raise QueryRefused(f"send exactly one statement (got {len(statements)})")
+        kind = statements[0].type
+        if kind not in _ALLOWED:
+            raise QueryRefused(f"only read-only queries are allowed; {kind.name} statements are refused")
+
+    def run(self, sql: str, row_limit: int | None = None, timeout: float | None = None) -> QueryResult:
+        self.check(sql)
+        self.refresh()
+        limit = row_limit or self.settings.query.row_limit
+        timeout = timeout or self.settings.query.timeout_seconds
+        cursor = self.con.cursor()
+        timer = threading.Timer(timeout, cursor.interrupt)
+        started = time.perf_counter()
+        timer.start()
+        try:
+            result = cursor.execute(sql)
+            types = [str(d[1]) for d in result.description or []]
+            reader = result.fetch_record_batch(min(limit + 1, 100_000))
+            batches: list[pa.RecordBatch] = []
+            rows = 0
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows > limit:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+        except duckdb.InterruptException as exc:
+            raise QueryFailed(f"the query ran longer than {timeout:g} s and was stopped") from exc
+        except duckdb.PermissionException as exc:
+            raise QueryRefused(f"reading outside the lake is not allowed: {exc}") from exc
+        except duckdb.Error as exc:
+            raise QueryFailed(str(exc)) from exc
+        finally:
+            timer.cancel()
+            cursor.close()
+        truncated = table.num_rows > limit
+        return QueryResult(table.slice(0, limit), truncated, (time.perf_counter() - started) * 1000, types)

@@ -1,0 +1,138 @@
+"""``lakehose up``: the whole pipeline on one machine, in separate processes.
+
+One process serves HTTP (collector + query API), another delivers the log into
+tables, so ingestion and Parquet writing each get a core. This process only
+supervises: it restarts a child that dies, and on SIGTERM / Ctrl-C it stops the
+collector first (no new events), then lets delivery commit everything that was
+acknowledged, then exits. Children get SIGKILL if this process is killed, so a
+``kill -9`` never leaves a collector behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from lakehose.config import Settings
+from lakehose.lake.catalog import ensure_table, open_catalog
+from lakehose.lake.rejected import ensure_rejected_table
+from lakehose.registry.store import Registry
+
+_PR_SET_PDEATHSIG = 1
+RESTART_DELAY_SECONDS = 1.0
+
+
+def _child_setup() -> None:
+    """Own process group (Ctrl-C reaches only the supervisor); die with the supervisor."""
+    os.setpgrp()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args, preexec_fn=_child_setup)
+
+    def stop(self, timeout: float) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print(f"lakehose up: {self.name} did not stop in {timeout:g} s; killing it", flush=True)
+            self.process.kill()
+            self.process.wait()
+
+
+def prepare(settings: Settings) -> str | None:
+    """Create the catalog and tables; on the very first start, a write key (returned)."""
+    registry = Registry(settings.catalog_uri)
+    catalog = open_catalog(settings)
+    ensure_rejected_table(catalog, settings)
+    for stream in registry.list_streams():
+        ensure_table(catalog, settings, stream)
+    if not registry.list_keys():
+        return registry.create_key("default")
+    return None
+
+
+def banner(url: str, key: str | None, streams: list[str], data_dir: str) -> str:
+    shown = key or "<your write key>"
+    stream = streams[0] if streams else "level_complete"
+    lines = [f"lakehose is up on {url}  (data in {data_dir})"]
+    if key:
+        lines.append(f"  write key 'default' (shown once, keep it): {key}")
+    if not streams:
+        lines.append("  no streams yet: lakehose streams create level_complete --schema examples/"
+                     "level_complete.schema.json   (or: lakehose send --demo)")
+    lines += [
+        "  send events:",
+        f"    curl -H 'Authorization: Bearer {shown}' {url}/v1/streams/{stream}/events \\",
+        "         -d '[{\"user_id\": \"u1\", \"level\": 3, \"score\": 1200.5}]'",
+        "  query them:",
+        f"    curl {url}/v1/query -d '{{\"sql\": \"SELECT count(*) FROM events.{stream}\"}}'",
+        f"    lakehose query \"SELECT count(*) FROM events.{stream}\" --data-dir {data_dir}",
+    ]
+    return "\n".join(lines)
+
+
+def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
+    key = prepare(settings)
+    common = ["--data-dir", settings.data_dir] + (["--config", config] if config else [])
+    children = [
+        Child("http", [sys.executable, "-m", "lakehose", "collector", *common, "--host", host,
+                       "--port", str(port), "--with-query"]),
+        Child("delivery", [sys.executable, "-m", "lakehose", "deliver", *common]),
+    ]
+    stopping = False
+
+    def on_signal(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for child in children:
+        child.start()
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + 60
+    while not stopping and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    streams = [s.name for s in Registry(settings.catalog_uri).list_streams()]
+    print(banner(url, key, streams, settings.data_dir), flush=True)
+    while not stopping:
+        for child in children:
+            assert child.process is not None
+            code = child.process.poll()
+            if code is not None and not stopping:
+                child.restarts += 1
+                print(f"lakehose up: {child.name} exited with {code}; restarting "
+                      f"(restart #{child.restarts})", flush=True)
+                time.sleep(RESTART_DELAY_SECONDS)
+                child.start()
+        time.sleep(0.2)
+    print("lakehose up: stopping — no new events; committing what was accepted", flush=True)
+    children[0].stop(timeout=30)
+    children[1].stop(timeout=300)
+    print("lakehose up: stopped", flush=True)
+    return 0
