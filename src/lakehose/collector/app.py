@@ -197,6 +197,8 @@ class Collector:
             })
         except BodyError as exc:
             return error_response(exc.status, exc.code, exc.reason)
+        except RecursionError:  # the JSON decoder's depth guard
+            return error_response(400, "too_deeply_nested", "the body's JSON is nested too deeply")
         except ClientDisconnect:
             return error_response(400, "client_disconnected", "the client went away mid-body")
         finally:

@@ -19,7 +19,7 @@ import zstandard
 Shape = Literal["array", "lines", "object"]
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
-_CHUNK = 256 * 1024
+_ZSTD_SLICE = 512  # at most ~16 MiB of output per slice (zstd's best ratio is ~32768:1)
 
 
 class BodyError(Exception):
@@ -51,31 +51,41 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
             raise _too_large(limit)
         return body
     if encoding in ("gzip", "x-gzip"):
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out = inflater.decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise BodyError(400, "bad_encoding", f"gzip body is corrupt: {exc}") from exc
-        if len(out) > limit:
-            raise _too_large(limit)
-        if not inflater.eof or inflater.unconsumed_tail:
-            raise BodyError(400, "bad_encoding", "gzip body is truncated")
+        out = b""
+        rest = body
+        while rest:  # a gzip body may hold several members (RFC 1952); each is inflated
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                out += inflater.decompress(rest, limit + 1 - len(out))
+            except zlib.error as exc:
+                raise BodyError(400, "bad_encoding", f"gzip body is corrupt: {exc}") from exc
+            if len(out) > limit:
+                raise _too_large(limit)
+            if not inflater.eof or inflater.unconsumed_tail:
+                raise BodyError(400, "bad_encoding", "gzip body is truncated")
+            rest = inflater.unused_data
         return out
     if encoding == "zstd":
-        reader = zstandard.ZstdDecompressor().decompressobj()
         parts: list[bytes] = []
         size = 0
+        rest = body
         try:
-            for start in range(0, len(body), _CHUNK):
-                piece = reader.decompress(body[start:start + _CHUNK])
-                size += len(piece)
-                if size > limit:
-                    raise _too_large(limit)
-                parts.append(piece)
+            while rest:  # one or more frames; input is fed in small slices so that the
+                # output of one call stays small however well the data compresses
+                reader = zstandard.ZstdDecompressor().decompressobj()
+                for start in range(0, len(rest), _ZSTD_SLICE):
+                    piece = reader.decompress(rest[start:start + _ZSTD_SLICE])
+                    size += len(piece)
+                    if size > limit:
+                        raise _too_large(limit)
+                    parts.append(piece)
+                    if reader.eof:
+                        break
+                if not reader.eof:
+                    raise BodyError(400, "bad_encoding", "zstd body is truncated")
+                rest = reader.unused_data + rest[start + _ZSTD_SLICE:]
         except zstandard.ZstdError as exc:
             raise BodyError(400, "bad_encoding", f"zstd body is corrupt: {exc}") from exc
-        if not reader.eof:
-            raise BodyError(400, "bad_encoding", "zstd body is truncated")
         return b"".join(parts)
     raise BodyError(415, "unsupported_encoding",
                     f"Content-Encoding {encoding!r} is not supported (use gzip or zstd)")

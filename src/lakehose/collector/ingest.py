@@ -15,11 +15,12 @@ from typing import Any
 
 import msgspec
 
-from lakehose.collector.body import BodyError, Limits, classify, split
-from lakehose.collector.validate import EventError, StreamValidator, TypeOnly
+from lakehose.collector.body import BodyError, Limits, _syntax_error, classify, split
+from lakehose.collector.validate import EventError, StreamValidator, TypeOnly, translate
 from lakehose.metrics import UNKNOWN_STREAM_LABEL
 
 _TYPE_ONLY = msgspec.json.Decoder(list[TypeOnly])
+_ONE_TYPE_ONLY = msgspec.json.Decoder(TypeOnly)
 
 
 @dataclass
@@ -74,6 +75,8 @@ class Ingestor:
             events, errors = validator.decode_each(raws, range(len(raws)))
             bad = {e.index for e in errors}
             indexes = [i for i in range(len(raws)) if i not in bad]
+        except msgspec.DecodeError as exc:  # a syntax error: the whole request is refused
+            raise _syntax_error(body, exc) from exc
         else:
             indexes = list(range(len(events)))
         self._check_count(len(events) + len(errors))
@@ -88,10 +91,21 @@ class Ingestor:
         check_utf8(body)
         raws = split(body, classify(body))
         self._check_count(len(raws))
-        types = _TYPE_ONLY.decode(b"[" + b",".join(raws) + b"]") if raws else []
         groups: dict[str, list[int]] = defaultdict(list)
         untyped: list[EventError] = []
+        try:
+            types = _TYPE_ONLY.decode(b"[" + b",".join(raws) + b"]") if raws else []
+        except msgspec.ValidationError:  # an item is not an object: name it, keep the others
+            types = []
+            for i, raw in enumerate(raws):
+                try:
+                    types.append(_ONE_TYPE_ONLY.decode(raw))
+                except msgspec.ValidationError as exc:
+                    untyped.append(translate(exc, i, strip_index=False))
+                    types.append(None)
         for i, item in enumerate(types):
+            if item is None:
+                continue
             if isinstance(item.type, str) and item.type:
                 groups[item.type].append(i)
             else:

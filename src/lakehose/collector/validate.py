@@ -130,6 +130,8 @@ def translate(error: msgspec.ValidationError, index: int, strip_index: bool) -> 
     if "RFC3339" in msg:
         return EventError(index, "invalid_datetime", path, "expected an ISO 8601 / RFC 3339 date-time")
     if m := re.match(r"Expected `([^`]*)` (of length )?([<>]=?) (\S+)", msg):
+        if m.group(2) and m.group(3).startswith(">"):
+            return EventError(index, "too_short", path, f"string shorter than {m.group(4)} characters")
         if m.group(2):
             return EventError(index, "too_long", path, f"string longer than {m.group(4)} characters")
         return EventError(index, "out_of_range", path,
