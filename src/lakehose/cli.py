@@ -114,6 +114,18 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send(args: argparse.Namespace) -> int:
+    from lakehose.send import send_demo
+
+    if not args.demo:
+        raise ValueError("only --demo is supported: send your own events with any HTTP client")
+    settings = _settings(args)
+    url = args.url or f"http://{settings.collector.host}:{settings.collector.port}"
+    send_demo(settings, url, args.key or os.environ.get("LAKEHOSE_WRITE_KEY"), args.events,
+              args.rate, args.seed)
+    return 0
+
+
 def cmd_streams_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     document = json.loads(Path(args.schema).read_text())
@@ -197,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     query.add_argument("--limit", type=int)
+
+    send = add(commands, "send", cmd_send, "send realistic demo game events to a running lakehose")
+    send.add_argument("--demo", action="store_true", help="generate demo events (creates the demo streams)")
+    send.add_argument("--url", help="collector URL (default: from the config, http://127.0.0.1:8080)")
+    send.add_argument("--key", help="write key (default: $LAKEHOSE_WRITE_KEY, else a new key is made)")
+    send.add_argument("--events", type=int, default=20_000)
+    send.add_argument("--rate", type=float, default=5_000, help="events per second; 0 = as fast as possible")
+    send.add_argument("--seed", type=int, default=1)
 
     streams = commands.add_parser("streams", help="manage streams").add_subparsers(dest="action", required=True)
     create = add(streams, "create", cmd_streams_create, "register a stream with its JSON schema")
