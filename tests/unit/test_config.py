@@ -1,0 +1,39 @@
+"""Settings: file, env and flags merge; every problem is reported at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakehose.config import parse_settings
+from lakehose.errors import ConfigError
+
+
+def test_env_overrides_file_and_types_are_converted() -> None:
+    settings = parse_settings({"delivery": {"max_seconds": 30}, "collector": {"port": 9000}},
+                              {"LAKEHOSE_DELIVERY__MAX_SECONDS": "2.5", "LAKEHOSE_DELIVERY__MAX_EVENTS": "10"},
+                              "/tmp/somewhere")
+    assert settings.delivery.max_seconds == 2.5
+    assert settings.delivery.max_events == 10
+    assert settings.collector.port == 9000
+    assert settings.catalog_uri == "sqlite:////tmp/somewhere/catalog.db"
+    assert settings.log_uri == "wal:///tmp/somewhere/log"
+    assert settings.warehouse_uri == "file:///tmp/somewhere/warehouse"
+
+
+def test_data_dir_from_environment() -> None:
+    settings = parse_settings({}, {"LAKEHOSE_DATA_DIR": "/srv/lh"}, None)
+    assert settings.data_dir == "/srv/lh"
+
+
+def test_every_problem_is_reported_together() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"delivery": {"max_secs": 1}, "nonsense": {}},
+                       {"LAKEHOSE_COLLECTOR__PORT": "eighty", "LAKEHOSE_BROKEN": "1"}, None)
+    text = str(caught.value)
+    assert "max_secs" in text and "nonsense" in text and "port" in text and "LAKEHOSE_BROKEN" in text
+    assert len(caught.value.problems) == 4
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="max_seconds must be positive"):
+        parse_settings({"delivery": {"max_seconds": 0}}, {}, None)
