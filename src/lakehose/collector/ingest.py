@@ -93,8 +93,9 @@ class Ingestor:
         self._check_count(len(raws))
         groups: dict[str, list[int]] = defaultdict(list)
         untyped: list[EventError] = []
+        types: list[TypeOnly | None]
         try:
-            types = _TYPE_ONLY.decode(b"[" + b",".join(raws) + b"]") if raws else []
+            types = list(_TYPE_ONLY.decode(b"[" + b",".join(raws) + b"]")) if raws else []
         except msgspec.ValidationError:  # an item is not an object: name it, keep the others
             types = []
             for i, raw in enumerate(raws):

@@ -51,7 +51,7 @@ def _answers() -> dict[str, Any]:
     }
 
 
-_SECURITY = [{"bearer": []}, {"writeKey": []}, {"basic": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"writeKey": []}, {"basic": []}]
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",

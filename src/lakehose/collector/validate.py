@@ -43,18 +43,15 @@ class EventError:
 
 def _annotation(f: Field, struct_name: str) -> Any:
     if f.enum is not None:
-        return Literal[f.enum]  # type: ignore[valid-type]
+        return Literal[f.enum]
     if f.kind == "integer":
         lo = INT64_MIN if f.minimum is None else max(INT64_MIN, int(-(-f.minimum // 1)))
         hi = INT64_MAX if f.maximum is None else min(INT64_MAX, int(f.maximum // 1))
         return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
     if f.kind == "number":
-        meta: dict[str, float] = {}
-        if f.minimum is not None:
-            meta["ge"] = f.minimum
-        if f.maximum is not None:
-            meta["le"] = f.maximum
-        return Annotated[float, msgspec.Meta(**meta)] if meta else float
+        if f.minimum is None and f.maximum is None:
+            return float
+        return Annotated[float, msgspec.Meta(ge=f.minimum, le=f.maximum)]
     if f.kind == "string":
         return Annotated[str, msgspec.Meta(max_length=f.max_length)] if f.max_length is not None else str
     if f.kind == "boolean":
