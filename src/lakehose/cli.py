@@ -10,7 +10,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -107,10 +109,15 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
+    # Catch SIGTERM before the heavy imports: a stop asked for while starting up
+    # must still drain and commit, not kill the process half-way.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     from lakehose.delivery.worker import run_delivery
 
     _hint_overrides(args)
-    run_delivery(_settings(args))
+    run_delivery(_settings(args), stop)
     return 0
 
 
@@ -133,8 +140,11 @@ def cmd_streams_create(args: argparse.Namespace) -> int:
                                ("max_seconds", args.max_seconds)) if v is not None}
     stream = _registry(settings).create_stream(args.name, document, hints)
     from lakehose.lake.catalog import ensure_table, open_catalog
+    from lakehose.lake.rejected import ensure_rejected_table
 
-    ensure_table(open_catalog(settings), settings, stream)
+    catalog = open_catalog(settings)
+    ensure_table(catalog, settings, stream)
+    ensure_rejected_table(catalog, settings)
     print(f"created stream {stream.name} (version {stream.version}, "
           f"{len(stream.schema.fields)} fields)")
     return 0

@@ -51,7 +51,7 @@ class CollectorSettings(_Section):
     max_events_per_request: int = 10_000
     max_event_bytes: int = 1 * MiB
     future_window_seconds: float = 24 * 3600.0
-    max_inflight_requests: int = 64
+    max_inflight_requests: int = 32
     body_timeout_seconds: float = 30.0
     retry_after_seconds: int = 5
 
@@ -111,7 +111,9 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]
     tree: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in ("LAKEHOSE_DATA_DIR", "LAKEHOSE_CONFIG"):
+        # Only LAKEHOSE_<SECTION>__<KEY> names are settings; others (LAKEHOSE_DATA_DIR,
+        # LAKEHOSE_WRITE_KEY for clients, ...) are not this function's business.
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
         if len(parts) != 2 or not all(parts):

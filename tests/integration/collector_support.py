@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from conftest import Server
 from lakehose.log import Record, open_log
 
 STREAM = "level_complete"
@@ -44,8 +45,10 @@ def read_records(data_dir: Path, stream: str = STREAM) -> list[Record]:
 
 def parse_record(record: Record) -> list[dict[str, Any]]:
     """The events of one record; fails the test if the payload is not NDJSON of objects."""
-    lines = record.payload.decode("utf-8").splitlines()
-    events = [json.loads(line) for line in lines]
+    # split on b"\n" only: str.splitlines() would also split inside strings holding U+2028 etc.
+    lines = record.payload.split(b"\n")
+    assert lines[-1] == b"", "a record's NDJSON ends with a newline"
+    events = [json.loads(line) for line in lines[:-1]]
     assert all(isinstance(e, dict) for e in events), record
     assert len(events) == record.event_count, (len(events), record.event_count)
     return events
@@ -116,10 +119,26 @@ def read_http_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]
     return status, headers, body
 
 
-def collector_log_tracebacks(log_path: Path) -> list[str]:
-    """Lines of the collector's output that report an unhandled exception."""
+def log_end(log_path: Path) -> int:
+    """Where the collector's output ends now, to look only at what a test adds."""
+    return log_path.stat().st_size if log_path.exists() else 0
+
+
+def collector_log_tracebacks(log_path: Path, since: int = 0) -> list[str]:
+    """Lines of the collector's output (from byte ``since`` on) that report an unhandled exception."""
     if not log_path.exists():
         return []
-    text = log_path.read_text(errors="replace")
+    with open(log_path, "rb") as f:
+        f.seek(since)
+        text = f.read().decode(errors="replace")
     return [line for line in text.splitlines()
             if "Exception in ASGI application" in line or line.startswith("Traceback")]
+
+
+def proc_status(server: Server, field: str) -> int:
+    """A memory figure (bytes) from /proc/<pid>/status of the collector (VmRSS, VmHWM)."""
+    assert server.process is not None
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field}")

@@ -10,7 +10,7 @@ import uuid
 import httpx
 
 from conftest import Lakehose, Server
-from integration.lake_support import query
+
 
 FAST_COMMITS = {"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.3", "LAKEHOSE_DELIVERY__MAX_EVENTS": "700",
                 "LAKEHOSE_LOG__SEGMENT_BYTES": "65536"}

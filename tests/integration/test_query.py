@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import Lakehose
-from integration.lake_support import wait_for_count
+from lake_support import wait_for_count
 
 
 @pytest.fixture(scope="module")

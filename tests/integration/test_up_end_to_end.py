@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from conftest import Lakehose
-from integration.lake_support import query, wait_for_count
+from lake_support import query, wait_for_count
 
 PURCHASE_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -28,9 +28,9 @@ def test_data_dir_from_environment() -> None:
 def test_every_problem_is_reported_together() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings({"delivery": {"max_secs": 1}, "nonsense": {}},
-                       {"LAKEHOSE_COLLECTOR__PORT": "eighty", "LAKEHOSE_BROKEN": "1"}, None)
+                       {"LAKEHOSE_COLLECTOR__PORT": "eighty", "LAKEHOSE_BROKEN__": "1", "LAKEHOSE_WRITE_KEY": "k"}, None)
     text = str(caught.value)
-    assert "max_secs" in text and "nonsense" in text and "port" in text and "LAKEHOSE_BROKEN" in text
+    assert "max_secs" in text and "nonsense" in text and "port" in text and "LAKEHOSE_BROKEN__" in text
     assert len(caught.value.problems) == 4
 
 

@@ -180,6 +180,7 @@ class Collector:
             body = decompress(raw, request.headers.get("content-encoding", ""), c.max_body_bytes)
             prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
                         else self.ingestor.prepare_mixed(body))
+            del raw, body  # only the encoded records stay in memory while the fsync is awaited
             if prepared.batches:
                 assert self.log is not None
                 try:

@@ -32,7 +32,7 @@ class BodyError(Exception):
         self.reason = reason
 
 
-class _Wrapper(msgspec.Struct):
+class _Wrapper(msgspec.Struct, forbid_unknown_fields=True):  # exactly {"events": [...]}
     events: list[msgspec.Raw]
 
 
@@ -97,8 +97,9 @@ def _syntax_error(body: bytes, exc: msgspec.DecodeError, base: int = 0) -> BodyE
     if "(byte " in text:
         offset = base + int(text.rsplit("(byte ", 1)[1].rstrip(")"))
     if offset is None and "truncated" in text:
+        last_line = body.count(b"\n", 0, max(len(body) - 1, 0)) + 1
         return BodyError(400, "malformed_json", "body is not valid JSON: it ends before the JSON "
-                         f"is complete (truncated at byte offset {len(body)})")
+                         f"is complete (truncated at line {last_line}, byte offset {len(body)})")
     if offset is None:
         where = ""
     else:

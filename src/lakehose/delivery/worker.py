@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,7 +91,8 @@ def resolve_hints(settings: Settings, stream: Stream) -> Hints:
 
 
 class Deliverer:
-    def __init__(self, settings: Settings, memory_budget_bytes: int = 512 << 20) -> None:
+    def __init__(self, settings: Settings, stopping: threading.Event | None = None,
+                 memory_budget_bytes: int = 512 << 20) -> None:
         self.settings = settings
         self.memory_budget_bytes = memory_budget_bytes
         self.registry = Registry(settings.catalog_uri)
@@ -100,7 +100,7 @@ class Deliverer:
         self.rejected_table = ensure_rejected_table(self.catalog, settings)
         self.log: Log = open_log(settings.log_uri, segment_bytes=settings.log.segment_bytes)
         self.streams: dict[str, StreamDelivery] = {}
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
         self._registry_checked = 0.0
 
     # setup -------------------------------------------------------------------
@@ -209,15 +209,10 @@ def acquire_delivery_lock(settings: Settings) -> int:
     return fd
 
 
-def run_delivery(settings: Settings) -> None:
+def run_delivery(settings: Settings, stopping: threading.Event) -> None:
+    """Deliver until ``stopping`` is set, then drain the log and commit everything."""
     lock = acquire_delivery_lock(settings)
-    deliverer = Deliverer(settings)
-
-    def stop(signum: int, _: object) -> None:
-        deliverer.stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    deliverer = Deliverer(settings, stopping)
     try:
         deliverer.run()
     finally:

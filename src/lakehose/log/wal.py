@@ -36,7 +36,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lakehose.errors import LogCorrupt
@@ -99,9 +99,11 @@ class _Segments:
 class _Appender:
     """The open newest segment of one partition this process writes."""
 
-    def __init__(self, segments: _Segments, segment_bytes: int) -> None:
+    def __init__(self, segments: _Segments, segment_bytes: int,
+                 retire: Callable[[int], None]) -> None:
         self.segments = segments
         self.segment_bytes = segment_bytes
+        self.retire = retire
         segments.directory.mkdir(parents=True, exist_ok=True)
         bases = segments.bases()
         if bases:
@@ -131,8 +133,8 @@ class _Appender:
     def write(self, record: bytes) -> int:
         """Write one record; returns the fd that now needs an fsync."""
         if self.size and self.size + len(record) > self.segment_bytes:
-            os.fsync(self.fd)
-            os.close(self.fd)
+            # The sync thread may still hold the old fd in its pass: it closes it afterwards.
+            self.retire(self.fd)
             self.base = self.base + self.size
             self.fd = self._create(self.base)
             self.size = 0
@@ -150,6 +152,7 @@ class _GroupSyncer:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._dirty: set[int] = set()
+        self._retired: set[int] = set()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="wal-fsync", daemon=True)
@@ -164,21 +167,30 @@ class _GroupSyncer:
             self._lock.notify()
         return future
 
+    def retire(self, fd: int) -> None:
+        """A segment was sealed: fsync its fd in the next pass, then close it."""
+        with self._lock:
+            self._retired.add(fd)
+            self._lock.notify()
+
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._waiters and not self._closed:
+                while not self._waiters and not self._retired and not self._closed:
                     self._lock.wait()
-                if self._closed and not self._waiters:
+                if self._closed and not self._waiters and not self._retired:
                     return
                 dirty, self._dirty = self._dirty, set()
+                retired, self._retired = self._retired, set()
                 waiters, self._waiters = self._waiters, []
             error: BaseException | None = None
-            for fd in dirty:
+            for fd in dirty | retired:
                 try:
                     os.fsync(fd)
                 except OSError as exc:
                     error = exc
+            for fd in retired:
+                os.close(fd)
             for loop, future in waiters:
                 loop.call_soon_threadsafe(_settle, future, error)
 
@@ -245,7 +257,9 @@ class WriteAheadLog(Log):
         if appender is None:
             if self._partition is None:
                 raise RuntimeError("this log was opened for reading only")
-            appender = _Appender(self._segments(stream, self._partition), self.segment_bytes)
+            assert self._syncer is not None
+            appender = _Appender(self._segments(stream, self._partition), self.segment_bytes,
+                                 self._syncer.retire)
             self._appenders[stream] = appender
         return appender
 
