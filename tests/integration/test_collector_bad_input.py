@@ -420,9 +420,12 @@ def test_duplicate_keys_last_wins(client: httpx.Client, home: tuple[Lakehose, Se
     got = {e["user_id"]: e for e in read_events(home[0].data_dir) if e["user_id"].startswith("dupk-")}
     assert got["dupk-1"]["level"] == 2
     assert got["dupk-2"]["event_id"] == "dupk-last"
-    # in a mixed batch the last "type" decides the stream
-    mixed = b'[{"type":"nope","user_id":"dupk-4","level":1,"type":"level_complete"}]'
-    assert post(client, mixed, "/v1/events").json()["accepted"] == 1
+    # two different "type" values make the stream ambiguous: the event is refused, with why
+    mixed = b'[{"type":"nope","user_id":"dupk-4","level":1,"type":"level_complete"},' \
+            b'{"type":"level_complete","user_id":"dupk-5","level":1}]'
+    answer = post(client, mixed, "/v1/events").json()
+    assert answer["accepted"] == 1
+    assert [(e["index"], e["code"], e["path"]) for e in answer["errors"]] == [(0, "wrong_stream", "$.type")]
 
 
 # --------------------------------------------------------------------------- content types

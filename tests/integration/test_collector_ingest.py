@@ -30,7 +30,7 @@ PURCHASE_SCHEMA = {
     "properties": {"sku": {"type": "string"}, "cents": {"type": "integer", "minimum": 0}},
 }
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-ENVELOPE = ("event_id", "ts", "received_at")
+ENVELOPE = ("event_id", "ts", "received_at", "type")  # "type": the stream, tagged in the log
 _tags = itertools.count()
 
 
@@ -141,15 +141,19 @@ def test_full_valid_batch_is_stored_exactly_with_envelope(client: httpx.Client, 
     assert got[0]["event_id"] != got[2]["event_id"]
 
 
-def test_client_cannot_set_received_at_or_type(client: httpx.Client, data_dir: Path) -> None:
-    """``received_at`` is always the collector's clock and ``type`` is not stored on a stream route."""
+def test_client_cannot_set_received_at_or_another_type(client: httpx.Client, data_dir: Path) -> None:
+    """``received_at`` is always the collector's clock; a ``type`` naming another stream is refused."""
     tag = new_tag()
-    events = [valid(tag, 0, received_at=0, type="purchase"), valid(tag, 1, received_at="yesterday")]
+    events = [valid(tag, 0, received_at=0, type=STREAM), valid(tag, 1, received_at="yesterday"),
+              valid(tag, 2, type="purchase")]
     before = now_us()
-    assert client.post(EVENTS_PATH, json=events).json() == {"accepted": 2, "rejected": 0, "errors": []}
+    answer = client.post(EVENTS_PATH, json=events).json()
+    assert answer["accepted"] == 2
+    assert [(e["index"], e["code"], e["path"]) for e in answer["errors"]] == [(2, "wrong_stream", "$.type")]
     got = stored(data_dir, tag)
     assert [without_envelope(e) for e in got] == [valid(tag, 0), valid(tag, 1)]
     assert all(e["received_at"] >= before for e in got)
+    assert all(e["type"] == STREAM for e in got)
 
 
 def test_stream_created_while_running_is_picked_up(home: tuple[Lakehose, Server],
@@ -316,7 +320,7 @@ def test_mixed_endpoint_routes_each_event_by_type(client: httpx.Client, data_dir
     assert [without_envelope(e) for e in purchases] == [
         {"sku": f"{tag}-sku1", "cents": 499}, {"sku": f"{tag}-sku7", "cents": 0}] * 2
     assert purchases[1]["event_id"] == f"{tag}-own-id"
-    assert all("type" not in e for e in levels + purchases)
+    assert all(e["type"] == STREAM for e in levels) and all(e["type"] == "purchase" for e in purchases)
 
 
 def test_mixed_endpoint_in_ndjson(client: httpx.Client, data_dir: Path) -> None:

@@ -88,7 +88,7 @@ class Collector:
                 old = current.get(stream.name)
                 fresh[stream.name] = old if old is not None and old.version == stream.version \
                     else StreamValidator(stream.name, stream.schema, stream.version)
-            self.ingestor.validators = fresh
+            self.ingestor.set_validators(fresh)
             self._fingerprint = fingerprint
         self.keys = self.registry.key_hashes()
         assert self.log is not None

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from lakehose.collector.body import BodyError, Limits, _syntax_error, classify, split
-from lakehose.collector.validate import EventError, StreamValidator, TypeOnly, translate
+from lakehose.collector.validate import EventError, MixedDecoder, StreamValidator, TypeOnly, translate
 from lakehose.metrics import UNKNOWN_STREAM_LABEL
 
 _TYPE_ONLY = msgspec.json.Decoder(list[TypeOnly])
@@ -46,6 +46,11 @@ class Ingestor:
         self.limits = limits
         self.future_window_us = int(future_window_seconds * 1_000_000)
         self.validators: Mapping[str, StreamValidator] = {}
+        self._mixed = MixedDecoder([])
+
+    def set_validators(self, validators: Mapping[str, StreamValidator]) -> None:
+        self.validators = validators
+        self._mixed = MixedDecoder(list(validators.values()))
 
     def _check_count(self, count: int) -> None:
         if count > self.limits.max_events:
@@ -89,7 +94,12 @@ class Ingestor:
     def prepare_mixed(self, body: bytes) -> Prepared:
         """A request to ``/v1/events``: each event names its stream in ``type``."""
         check_utf8(body)
-        raws = split(body, classify(body))
+        shape = classify(body)
+        if len(body) <= self.limits.max_event_bytes:
+            events = self._mixed.decode(body, shape)
+            if events is not None:
+                return self._prepare_decoded(events)
+        raws = split(body, shape)
         self._check_count(len(raws))
         groups: dict[str, list[int]] = defaultdict(list)
         untyped: list[EventError] = []
@@ -114,6 +124,23 @@ class Ingestor:
                                           "each event of a mixed batch names its stream in \"type\""))
         prepared = self._prepare_groups(groups, raws, len(raws))
         self._add_errors(prepared, UNKNOWN_STREAM_LABEL, untyped)
+        prepared.errors.sort(key=lambda e: e.index)
+        return prepared
+
+    def _prepare_decoded(self, events: list[Any]) -> Prepared:
+        """A mixed batch whose events all decoded at once: group them by stream."""
+        self._check_count(len(events))
+        groups: dict[type, tuple[list[Any], list[int]]] = {}
+        for index, event in enumerate(events):
+            group = groups.get(type(event))
+            if group is None:
+                group = groups[type(event)] = ([], [])
+            group[0].append(event)
+            group[1].append(index)
+        prepared = Prepared(received=len(events))
+        for struct, (members, indexes) in groups.items():
+            validator = self._mixed.by_struct[struct]
+            self._finish(prepared, validator.stream, validator, members, indexes)
         prepared.errors.sort(key=lambda e: e.index)
         return prepared
 

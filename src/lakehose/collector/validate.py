@@ -14,7 +14,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
@@ -64,7 +64,8 @@ def _annotation(f: Field, struct_name: str) -> Any:
     return _struct(struct_name + "_" + f.name, f.properties, envelope=False)
 
 
-def _struct(name: str, fields: Sequence[Field], envelope: bool) -> type[msgspec.Struct]:
+def _struct(name: str, fields: Sequence[Field], envelope: bool,
+            tag: str | None = None) -> type[msgspec.Struct]:
     specs: list[Any] = []
     for f in fields:
         ann = _annotation(f, name)
@@ -77,11 +78,33 @@ def _struct(name: str, fields: Sequence[Field], envelope: bool) -> type[msgspec.
             ("event_id", _EVENT_ID | msgspec.UnsetType, UNSET),
             ("ts", dt.datetime | int | None | msgspec.UnsetType, UNSET),
             ("received_at", Any, UNSET),
-            ("type", Any, UNSET),
         ]
     # Required fields first: msgspec wants fields without defaults before the rest.
     specs.sort(key=lambda spec: len(spec) == 3)
-    return msgspec.defstruct(name, specs, forbid_unknown_fields=True, omit_defaults=True)
+    if tag is None:
+        return msgspec.defstruct(name, specs, forbid_unknown_fields=True, omit_defaults=True)
+    return msgspec.defstruct(name, specs, forbid_unknown_fields=True, omit_defaults=True,
+                             tag_field="type", tag=tag)
+
+
+class MixedDecoder:
+    """Decodes a mixed batch in one pass: a union of every tagged stream type."""
+
+    def __init__(self, validators: Sequence[StreamValidator]) -> None:
+        tagged = [v for v in validators if v.tagged]
+        self.by_struct: dict[type, StreamValidator] = {v.struct: v for v in tagged}
+        union: Any = Union[tuple(v.struct for v in tagged)] if tagged else None
+        self._array = msgspec.json.Decoder(list[union]) if tagged else None
+        self._one = msgspec.json.Decoder(union) if tagged else None
+
+    def decode(self, body: bytes, shape: str) -> list[Any] | None:
+        """Every event, or None when the fast path does not apply (the caller goes event by event)."""
+        if self._array is None or self._one is None or shape == "object":
+            return None
+        try:
+            return self._array.decode(body) if shape == "array" else self._one.decode_lines(body)
+        except msgspec.DecodeError:  # invalid events or syntax: the slow path names them
+            return None
 
 
 class TypeOnly(msgspec.Struct):
@@ -122,6 +145,8 @@ def translate(error: msgspec.ValidationError, index: int, strip_index: bool) -> 
     if m := re.match(r"Object missing required field `([^`]*)`", msg):
         return EventError(index, "missing_field", f"{path}.{m.group(1)}",
                           f"required field {m.group(1)!r} is missing")
+    if msg.startswith("Invalid value") and path.endswith(".type"):
+        return EventError(index, "wrong_stream", path, "the event names another stream in \"type\"")
     if msg.startswith("Invalid enum value"):
         return EventError(index, "invalid_enum", path, msg[0].lower() + msg[1:])
     if "RFC3339" in msg:
@@ -137,12 +162,20 @@ def translate(error: msgspec.ValidationError, index: int, strip_index: bool) -> 
 
 
 class StreamValidator:
-    """Validates events for one stream and stamps the collector's envelope on them."""
+    """Validates events for one stream and stamps the collector's envelope on them.
+
+    The event type is a msgspec Struct tagged by ``"type"`` = the stream name, so
+    a mixed batch decodes in one pass as a union of every stream's type; ``type``
+    is optional in a single stream's requests and is kept in the log record. A
+    schema that declares its own ``type`` field gets an untagged type instead.
+    """
 
     def __init__(self, stream: str, schema: StreamSchema, version: int) -> None:
         self.stream = stream
         self.version = version
-        self.struct = _struct(f"Event_{stream}", schema.fields, envelope=True)
+        self.tagged = all(f.name != "type" for f in schema.fields)
+        self.struct = _struct(f"Event_{stream}", schema.fields, envelope=True,
+                              tag=stream if self.tagged else None)
         self._one = msgspec.json.Decoder(self.struct)
         self._many = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
         self._encoder = msgspec.json.Encoder()
@@ -183,10 +216,9 @@ class StreamValidator:
         """Add event_id, normalised ts and received_at; reject event times too far ahead."""
         now_us = (now - _EPOCH) // _ONE_US
         limit_us = now_us + future_window_us
-        ids = uuid7_batch(len(events), now_us // 1000)
         kept: list[Any] = []
         errors: list[EventError] = []
-        for event, event_id, index in zip(events, ids, indexes):
+        for event, index in zip(events, indexes):
             ts = event.ts
             if ts is UNSET or ts is None:
                 ts_us = now_us
@@ -206,10 +238,10 @@ class StreamValidator:
                 continue
             event.ts = ts_us
             event.received_at = now_us
-            event.type = UNSET
-            if event.event_id is UNSET:
-                event.event_id = event_id
             kept.append(event)
+        unnamed = [event for event in kept if event.event_id is UNSET]
+        for event, event_id in zip(unnamed, uuid7_batch(len(unnamed), now_us // 1000)):
+            event.event_id = event_id
         return kept, errors
 
     def encode(self, events: list[Any]) -> bytes:

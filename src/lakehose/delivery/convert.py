@@ -51,9 +51,11 @@ class Converter:
 
     def __init__(self, table_schema: pa.Schema) -> None:
         self.table_schema = table_schema
-        self.parse_schema = pa.schema([
-            pa.field(f.name, pa.int64() if f.name in LOG_MICROS_COLUMNS else _parsable(f.type))
-            for f in table_schema])
+        fields = [pa.field(f.name, pa.int64() if f.name in LOG_MICROS_COLUMNS else _parsable(f.type))
+                  for f in table_schema]
+        if "type" not in table_schema.names:  # the stream's name, as tagged by the collector
+            fields.append(pa.field("type", pa.string()))
+        self.parse_schema = pa.schema(fields)
         self._options = pajson.ParseOptions(explicit_schema=self.parse_schema,
                                             unexpected_field_behavior="error",
                                             newlines_in_values=False)
