@@ -133,20 +133,53 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_streams_create(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    document = json.loads(Path(args.schema).read_text())
-    hints = {k: v for k, v in (("max_events", args.max_events), ("max_bytes", args.max_bytes),
-                               ("max_seconds", args.max_seconds)) if v is not None}
-    stream = _registry(settings).create_stream(args.name, document, hints)
-    from lakehose.lake.catalog import ensure_table, open_catalog
-    from lakehose.lake.rejected import ensure_rejected_table
+def _hints_from(args: argparse.Namespace) -> dict[str, float]:
+    return {k: v for k, v in (("max_events", args.max_events), ("max_bytes", args.max_bytes),
+                              ("max_seconds", args.max_seconds)) if v is not None}
 
-    catalog = open_catalog(settings)
-    ensure_table(catalog, settings, stream)
-    ensure_rejected_table(catalog, settings)
+
+def cmd_streams_create(args: argparse.Namespace) -> int:
+    from lakehose.streams import create_stream
+
+    document = json.loads(Path(args.schema).read_text())
+    stream = create_stream(_settings(args), args.name, document, _hints_from(args))
     print(f"created stream {stream.name} (version {stream.version}, "
-          f"{len(stream.schema.fields)} fields)")
+          f"{len(stream.schema.fields)} fields; table events.{stream.name})")
+    return 0
+
+
+def cmd_streams_update(args: argparse.Namespace) -> int:
+    from lakehose.streams import update_stream
+
+    settings = _settings(args)
+    if args.schema:
+        old, new = update_stream(settings, args.name, json.loads(Path(args.schema).read_text()))
+        print(f"stream {args.name}: version {new.version}" if new.version != old.version
+              else f"stream {args.name}: schema unchanged (version {old.version})")
+    hints = _hints_from(args)
+    if hints:
+        registry = _registry(settings)
+        registry.set_hints(args.name, {**registry.get_stream(args.name).hints, **hints})
+        print(f"stream {args.name}: buffering hints {hints}")
+    return 0
+
+
+def cmd_streams_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stream = _registry(settings).get_stream(args.name)
+    d = settings.delivery
+    hints = {"max_events": d.max_events, "max_bytes": d.max_bytes, "max_seconds": d.max_seconds,
+             **stream.hints}
+    print(json.dumps({"name": stream.name, "version": stream.version,
+                      "table": f"{settings.lake.namespace}.{stream.name}", "hints": hints,
+                      "schema": stream.schema.document}, indent=2))
+    return 0
+
+
+def cmd_streams_history(args: argparse.Namespace) -> int:
+    versions = _registry(_settings(args)).history(args.name)
+    for v in versions:
+        print(f"version {v.version}  {_when(v.created_at)}  {json.dumps(v.schema.document)}")
     return 0
 
 
@@ -236,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--max-bytes", type=int)
     create.add_argument("--max-seconds", type=float)
     add(streams, "list", cmd_streams_list, "list streams").add_argument("--json", action="store_true")
+    update = add(streams, "update", cmd_streams_update,
+                 "change a stream's schema (compatible changes only) or its buffering hints")
+    update.add_argument("name")
+    update.add_argument("--schema", help="JSON Schema file of the new version")
+    update.add_argument("--max-events", type=int)
+    update.add_argument("--max-bytes", type=int)
+    update.add_argument("--max-seconds", type=float)
+    add(streams, "show", cmd_streams_show, "a stream's schema, version, table and hints").add_argument("name")
+    add(streams, "history", cmd_streams_history, "every schema version of a stream").add_argument("name")
 
     keys = commands.add_parser("keys", help="manage write keys").add_subparsers(dest="action", required=True)
     add(keys, "create", cmd_keys_create, "create a write key; prints it once").add_argument("name")

@@ -28,6 +28,14 @@ class SchemaError(LakehoseError):
         self.problems = problems
 
 
+class IncompatibleSchema(LakehoseError):
+    """A schema update would break events already accepted or files already written."""
+
+    def __init__(self, stream: str, problems: list[str]) -> None:
+        super().__init__(f"schema update of {stream!r} refused:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
 class NotFound(LakehoseError):
     """A named stream, key or table does not exist."""
 

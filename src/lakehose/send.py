@@ -9,24 +9,21 @@ import httpx
 from lakehose.config import Settings
 from lakehose.demo import DEMO_SCHEMAS, DemoEvents
 from lakehose.errors import AlreadyExists, LakehoseError
-from lakehose.lake.catalog import ensure_table, open_catalog
 from lakehose.registry.store import Registry
+from lakehose.streams import create_stream
 
 BATCH = 500
 
 
 def ensure_demo_streams(settings: Settings) -> list[str]:
     """Create every demo stream (and its table) that does not exist yet; returns the new ones."""
-    registry = Registry(settings.catalog_uri)
-    catalog = open_catalog(settings)
     created = []
     for name, schema in DEMO_SCHEMAS.items():
         try:
-            stream = registry.create_stream(name, schema)
+            create_stream(settings, name, schema)
             created.append(name)
         except AlreadyExists:
-            stream = registry.get_stream(name)
-        ensure_table(catalog, settings, stream)
+            pass
     return created
 
 

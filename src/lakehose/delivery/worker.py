@@ -120,7 +120,7 @@ class Deliverer:
     def poll(self) -> bool:
         """Read what is new from every stream once; True if anything was read."""
         progressed = False
-        for sd in self.streams.values():
+        for sd in list(self.streams.values()):
             for partition in self.log.partitions(sd.name):
                 offset = sd.position.get(partition, 0)
                 records = self.log.read(sd.name, partition, offset, READ_CHUNK_BYTES)
@@ -128,6 +128,10 @@ class Deliverer:
                     continue
                 progressed = True
                 table, failed = sd.converter.convert(records)
+                if failed and self.registry.get_stream(sd.name).version != sd.version:
+                    # a newer schema version: commit what was read before it, reload, read again
+                    self.refresh_streams()
+                    break
                 b = sd.buffer
                 b.tables.append(table)
                 b.rejected.extend(failed)

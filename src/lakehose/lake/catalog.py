@@ -16,6 +16,7 @@ from pyiceberg.table import Table
 
 from lakehose.config import Settings
 from lakehose.lake.types import iceberg_schema, partition_spec
+from lakehose.registry.schema import StreamSchema
 from lakehose.registry.store import Stream
 
 OFFSETS_PROPERTY = "lakehose.offsets"
@@ -53,6 +54,14 @@ def ensure_table(catalog: SqlCatalog, settings: Settings, stream: Stream) -> Tab
                                     properties=TABLE_PROPERTIES)
     except TableAlreadyExistsError:  # another process created it first
         return catalog.load_table(identifier)
+
+
+def evolve_table(catalog: SqlCatalog, settings: Settings, stream: str, schema: StreamSchema) -> Table:
+    """Add the columns ``schema`` has and the table lacks; existing column ids are kept."""
+    table = catalog.load_table(table_identifier(settings, stream))
+    with table.update_schema() as update:
+        update.union_by_name(iceberg_schema(schema))
+    return table
 
 
 def committed_offsets(table: Table) -> dict[int, int]:

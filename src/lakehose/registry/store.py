@@ -33,6 +33,14 @@ streams_table = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+stream_versions_table = sa.Table(
+    "lakehose_stream_versions", metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("schema", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
 write_keys_table = sa.Table(
     "lakehose_write_keys", metadata,
     sa.Column("name", sa.String(128), primary_key=True),
@@ -52,6 +60,13 @@ class Stream:
     version: int
     schema: StreamSchema
     hints: dict[str, float]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SchemaVersion:
+    version: int
+    schema: StreamSchema
     created_at: float
 
 
@@ -112,9 +127,48 @@ class Registry:
                 conn.execute(streams_table.insert().values(
                     name=name, version=1, schema=json.dumps(document), hints=json.dumps(checked),
                     created_at=now, updated_at=now))
+                conn.execute(stream_versions_table.insert().values(
+                    name=name, version=1, schema=json.dumps(document), created_at=now))
         except sa.exc.IntegrityError as exc:
             raise AlreadyExists(f"stream {name!r} exists already") from exc
         return Stream(name, 1, schema, checked, now)
+
+    def add_version(self, current: Stream, document: Any) -> Stream:
+        """Record ``document`` as the stream's next version (compatibility checked by the caller).
+
+        The update is conditional on the version the caller checked against, so two
+        concurrent updates cannot both pass their check against the same old schema.
+        """
+        schema = parse_schema(document)
+        now = time.time()
+        version = current.version + 1
+        with self.engine.begin() as conn:
+            result = conn.execute(streams_table.update()
+                                  .where(streams_table.c.name == current.name)
+                                  .where(streams_table.c.version == current.version)
+                                  .values(version=version, schema=json.dumps(document), updated_at=now))
+            if result.rowcount != 1:
+                raise AlreadyExists(f"stream {current.name!r} changed meanwhile; check again")
+            conn.execute(stream_versions_table.insert().values(
+                name=current.name, version=version, schema=json.dumps(document), created_at=now))
+        return Stream(current.name, version, schema, current.hints, current.created_at)
+
+    def set_hints(self, name: str, hints: Mapping[str, Any]) -> None:
+        checked = check_hints(hints)
+        with self.engine.begin() as conn:
+            result = conn.execute(streams_table.update().where(streams_table.c.name == name)
+                                  .values(hints=json.dumps(checked), updated_at=time.time()))
+        if result.rowcount == 0:
+            raise NotFound(f"no stream named {name!r}")
+
+    def history(self, name: str) -> list[SchemaVersion]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(stream_versions_table)
+                                .where(stream_versions_table.c.name == name)
+                                .order_by(stream_versions_table.c.version)).all()
+        if not rows:
+            raise NotFound(f"no stream named {name!r}")
+        return [SchemaVersion(r.version, parse_schema(json.loads(r.schema)), r.created_at) for r in rows]
 
     def list_streams(self) -> list[Stream]:
         with self.engine.connect() as conn:
@@ -123,10 +177,11 @@ class Registry:
                        r.created_at) for r in rows]
 
     def get_stream(self, name: str) -> Stream:
-        for stream in self.list_streams():
-            if stream.name == name:
-                return stream
-        raise NotFound(f"no stream named {name!r}")
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(streams_table).where(streams_table.c.name == name)).one_or_none()
+        if r is None:
+            raise NotFound(f"no stream named {name!r}")
+        return Stream(r.name, r.version, parse_schema(json.loads(r.schema)), json.loads(r.hints), r.created_at)
 
     def streams_fingerprint(self) -> tuple[int, float]:
         """Changes whenever a stream is created or changed: cheap enough to poll each second."""
