@@ -172,17 +172,18 @@ def delivery_alone(bodies: list[bytes], work: Path) -> tuple[float, int, float]:
     return events / elapsed, events, elapsed
 
 
-def committed_rows(url: str) -> int:
+def committed_rows(url: str, token: str) -> int:
     sql = " + ".join(f"(SELECT count(*) FROM events.{s})" for s in DEMO_SCHEMAS)
-    answer = httpx.post(url + "/v1/query", json={"sql": f"SELECT {sql}"}, timeout=60).json()
+    answer = httpx.post(url + "/v1/query", json={"sql": f"SELECT {sql}"}, timeout=60,
+                        headers={"Authorization": f"Bearer {token}"}).json()
     return int(answer["rows"][0][0])
 
 
 class Probe:
     """One event a second to a quiet stream; the time until a query sees each one."""
 
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.key = url, key
+    def __init__(self, url: str, key: str, token: str) -> None:
+        self.url, self.key, self.token = url, key, token
         self.sent: dict[str, float] = {}
         self.seen: dict[str, float] = {}
         self.stop = threading.Event()
@@ -199,7 +200,8 @@ class Probe:
                     self.sent[name] = time.monotonic()
 
     def _watch(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as c:
+        with httpx.Client(base_url=self.url, timeout=30,
+                          headers={"Authorization": f"Bearer {self.token}"}) as c:
             while not self.stop.wait(0.25):
                 rows = c.post("/v1/query", json={"sql": "SELECT probe FROM bench_probe",
                                                  "limit": 10000}).json().get("rows", [])
@@ -220,11 +222,12 @@ def end_to_end(work: Path, bodies_list: Path, script: Path, seconds: float, max_
     probe_schema.write_text(msgspec.json.encode(PROBE_SCHEMA).decode())
     cli("streams", "create", "bench_probe", "--schema", str(probe_schema), data_dir=data_dir)
     key = cli("keys", "create", "bench", data_dir=data_dir).strip()
+    token = cli("tokens", "create", "bench", data_dir=data_dir).strip()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     up = start([LAKEHOSE, "up", "--data-dir", str(data_dir), "--port", str(port),
                 "--max-seconds", str(max_seconds)], work / "up.log", url + "/readyz")
-    probe = Probe(url, key)
+    probe = Probe(url, key, token)
     try:
         with memory_sampler(up.pid) as peak:
             for thread in probe.threads:
@@ -237,7 +240,7 @@ def end_to_end(work: Path, bodies_list: Path, script: Path, seconds: float, max_
             load_seconds = time.monotonic() - started
             accepted = accepted_total(url) - before
             deadline = time.monotonic() + 600
-            while committed_rows(url) < accepted and time.monotonic() < deadline:
+            while committed_rows(url, token) < accepted and time.monotonic() < deadline:
                 time.sleep(0.5)
             all_committed = time.monotonic() - started
             time.sleep(max_seconds + 3)  # let the last probes land

@@ -114,6 +114,12 @@ class Lakehose:
         self.data_dir = data_dir
         self.servers: list[Server] = []
         self.key = lakehose("keys", "create", "test", data_dir=data_dir).stdout.strip()
+        self.token = lakehose("tokens", "create", "test", "--admin", data_dir=data_dir).stdout.strip()
+
+    def reader(self, server: Server) -> httpx.Client:
+        """A client with the admin token, for /v1/query and /v1/streams."""
+        return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {self.token}"},
+                            timeout=30)
 
     def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return lakehose(*args, data_dir=self.data_dir, **kwargs)

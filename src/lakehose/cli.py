@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from lakehose.config import Settings, load_settings
 from lakehose.errors import LakehoseError
@@ -197,22 +198,28 @@ def cmd_streams_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    key = _registry(_settings(args)).create_key(args.name)
-    print(key)
+    print(_registry(_settings(args)).credentials.create("key", args.name, "write"))
     print(f"(write key {args.name!r}: shown once, only its hash is stored)", file=sys.stderr)
     return 0
 
 
-def cmd_keys_list(args: argparse.Namespace) -> int:
-    keys = _registry(_settings(args)).list_keys()
-    _print_table(["NAME", "PREFIX", "CREATED", "REVOKED"],
-                 [(k.name, k.prefix + "…", _when(k.created_at), _when(k.revoked_at)) for k in keys])
+def cmd_tokens_create(args: argparse.Namespace) -> int:
+    kind = "admin" if args.admin else "read"
+    print(_registry(_settings(args)).credentials.create("token", args.name, kind))
+    print(f"({kind} token {args.name!r}: shown once, only its hash is stored)", file=sys.stderr)
     return 0
 
 
-def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    _registry(_settings(args)).revoke_key(args.name)
-    print(f"revoked write key {args.name}")
+def _list_credentials(args: argparse.Namespace, family: Literal["key", "token"]) -> int:
+    rows = _registry(_settings(args)).credentials.list(family)
+    _print_table(["NAME", "KIND", "PREFIX", "CREATED", "REVOKED"],
+                 [(c.name, c.kind, c.prefix + "…", _when(c.created_at), _when(c.revoked_at)) for c in rows])
+    return 0
+
+
+def _revoke_credential(args: argparse.Namespace, family: Literal["key", "token"]) -> int:
+    _registry(_settings(args)).credentials.revoke(family, args.name)
+    print(f"revoked {family} {args.name}")
     return 0
 
 
@@ -281,8 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="manage write keys").add_subparsers(dest="action", required=True)
     add(keys, "create", cmd_keys_create, "create a write key; prints it once").add_argument("name")
-    add(keys, "list", cmd_keys_list, "list write keys")
-    add(keys, "revoke", cmd_keys_revoke, "revoke a write key").add_argument("name")
+    add(keys, "list", lambda a: _list_credentials(a, "key"), "list write keys")
+    add(keys, "revoke", lambda a: _revoke_credential(a, "key"), "revoke a write key").add_argument("name")
+
+    tokens = commands.add_parser("tokens", help="manage read and admin tokens").add_subparsers(
+        dest="action", required=True)
+    create_token = add(tokens, "create", cmd_tokens_create, "create a read token (or --admin); prints it once")
+    create_token.add_argument("name")
+    create_token.add_argument("--admin", action="store_true", help="may also manage streams and keys")
+    add(tokens, "list", lambda a: _list_credentials(a, "token"), "list tokens")
+    add(tokens, "revoke", lambda a: _revoke_credential(a, "token"), "revoke a token").add_argument("name")
     return parser
 
 

@@ -1,8 +1,17 @@
-"""The HTTP server of a lakehose process: collector routes, query routes, or both (``up``)."""
+"""The HTTP server of a lakehose process: collector routes, query and management routes, or both.
+
+``lakehose collector`` serves ingestion; ``lakehose serve`` serves queries and
+stream management; ``lakehose up`` serves all of it on one port. Only
+ingestion (write keys) and health (``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json``) answer without a token.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,18 +20,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lakehose.auth import TokenGuard
 from lakehose.config import Settings
+from lakehose.registry.store import Registry
+
+REFRESH_SECONDS = 1.0
 
 
 def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
     routes: list[Route] = []
-    lifespan = None
+    lifespans = []
     if collect:
         from lakehose.collector.app import Collector, routes as collector_routes
 
         collector = Collector(settings)
         routes += collector_routes(collector)
-        lifespan = collector.lifespan
+        lifespans.append(collector.lifespan)
     else:
         async def healthz(_: Request) -> Response:
             return JSONResponse({"status": "alive", "pid": os.getpid()})
@@ -34,8 +47,36 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
     if query:
         from lakehose.query.api import query_routes
         from lakehose.query.engine import QueryEngine
+        from lakehose.registry.api import stream_routes
 
-        routes += query_routes(QueryEngine(settings))
+        registry = Registry(settings.catalog_uri)
+        guard = TokenGuard(lambda: registry.credentials.holders("token"))
+        guard.refresh()
+        routes += query_routes(QueryEngine(settings), guard) + stream_routes(settings, guard)
+
+        @contextlib.asynccontextmanager
+        async def refresh_tokens(_: Starlette) -> AsyncIterator[None]:
+            async def forever() -> None:
+                while True:
+                    await asyncio.sleep(REFRESH_SECONDS)
+                    with contextlib.suppress(Exception):  # keep the last good table
+                        await asyncio.to_thread(guard.refresh)
+
+            task = asyncio.create_task(forever())
+            try:
+                yield
+            finally:
+                task.cancel()
+
+        lifespans.append(refresh_tokens)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for each in lifespans:
+                await stack.enter_async_context(each(app))
+            yield
+
     return Starlette(routes=routes, lifespan=lifespan)
 
 

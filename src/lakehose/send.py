@@ -32,7 +32,7 @@ def send_demo(settings: Settings, url: str, key: str | None, events: int, rate: 
     if created:
         print(f"created demo streams: {', '.join(created)}")
     if key is None:
-        key = Registry(settings.catalog_uri).create_key(f"demo-{int(time.time())}")
+        key = Registry(settings.catalog_uri).credentials.create("key", f"demo-{int(time.time())}", "write")
         created.append("key")
     if created:
         time.sleep(1.5)  # running collectors pick up new streams and keys within a second

@@ -60,40 +60,53 @@ class Child:
             self.process.wait()
 
 
-def prepare(settings: Settings) -> str | None:
-    """Create the catalog and tables; on the very first start, a write key (returned)."""
+@dataclass(frozen=True)
+class FirstStart:
+    """Secrets made on the very first start, shown once."""
+
+    write_key: str | None
+    admin_token: str | None
+
+
+def prepare(settings: Settings) -> FirstStart:
+    """Create the catalog and tables; on the very first start, a write key and an admin token."""
     registry = Registry(settings.catalog_uri)
     catalog = open_catalog(settings)
     ensure_rejected_table(catalog, settings)
     for stream in registry.list_streams():
         ensure_table(catalog, settings, stream)
-    if not registry.list_keys():
-        return registry.create_key("default")
-    return None
+    credentials = registry.credentials
+    key = None if credentials.list("key") else credentials.create("key", "default", "write")
+    token = None if credentials.list("token") else credentials.create("token", "default", "admin")
+    return FirstStart(key, token)
 
 
-def banner(url: str, key: str | None, streams: list[str], data_dir: str) -> str:
-    shown = key or "<your write key>"
+def banner(url: str, first: FirstStart, streams: list[str], data_dir: str) -> str:
+    key = first.write_key or "<your write key>"
+    token = first.admin_token or "<your token>"
     stream = streams[0] if streams else "level_complete"
     lines = [f"lakehose is up on {url}  (data in {data_dir})"]
-    if key:
-        lines.append(f"  write key 'default' (shown once, keep it): {key}")
+    if first.write_key:
+        lines.append(f"  write key 'default' (sends events; shown once, keep it): {first.write_key}")
+    if first.admin_token:
+        lines.append(f"  admin token 'default' (queries, manages; shown once, keep it): {first.admin_token}")
     if not streams:
         lines.append("  no streams yet: lakehose streams create level_complete --schema examples/"
                      "level_complete.schema.json   (or: lakehose send --demo)")
     lines += [
         "  send events:",
-        f"    curl -H 'Authorization: Bearer {shown}' {url}/v1/streams/{stream}/events \\",
+        f"    curl -H 'Authorization: Bearer {key}' {url}/v1/streams/{stream}/events \\",
         "         -d '[{\"user_id\": \"u1\", \"level\": 3, \"score\": 1200.5}]'",
         "  query them:",
-        f"    curl {url}/v1/query -d '{{\"sql\": \"SELECT count(*) FROM events.{stream}\"}}'",
+        f"    curl -H 'Authorization: Bearer {token}' {url}/v1/query \\",
+        f"         -d '{{\"sql\": \"SELECT count(*) FROM events.{stream}\"}}'",
         f"    lakehose query \"SELECT count(*) FROM events.{stream}\" --data-dir {data_dir}",
     ]
     return "\n".join(lines)
 
 
 def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
-    key = prepare(settings)
+    first = prepare(settings)
     common = ["--data-dir", settings.data_dir] + (["--config", config] if config else [])
     children = [
         Child("http", [sys.executable, "-m", "lakehose", "collector", *common, "--host", host,
@@ -119,7 +132,7 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
         except httpx.HTTPError:
             time.sleep(0.1)
     streams = [s.name for s in Registry(settings.catalog_uri).list_streams()]
-    print(banner(url, key, streams, settings.data_dir), flush=True)
+    print(banner(url, first, streams, settings.data_dir), flush=True)
     while not stopping:
         for child in children:
             assert child.process is not None

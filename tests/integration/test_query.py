@@ -27,7 +27,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
                    "device": {"os": "android" if i % 2 else "ios"},
                    "ts": f"2026-0{day + 1}-15T10:{i % 60:02d}:00Z"} for i in range(250)]
         assert writer.post("/v1/streams/level_complete/events", json=events).json()["accepted"] == 250
-    reader = httpx.Client(base_url=server.url, timeout=30)
+    reader = lh.reader(server)
     wait_for_count(reader, "level_complete", 750)
     yield lh, reader
     lh.close()

@@ -30,7 +30,7 @@ PURCHASE_SCHEMA: dict[str, Any] = {
 def start_up(lh: Lakehose, max_seconds: str = "1") -> tuple[httpx.Client, httpx.Client]:
     server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": max_seconds}).start()
     writer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"}, timeout=30)
-    reader = httpx.Client(base_url=server.url, timeout=30)
+    reader = lh.reader(server)
     return writer, reader
 
 

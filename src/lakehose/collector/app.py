@@ -26,13 +26,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lakehose import metrics
-from lakehose.collector.auth import AuthError, authenticate
+from lakehose.auth import AuthError, authenticate_write
 from lakehose.collector.body import BodyError, Limits, decompress
 from lakehose.collector.ingest import Ingestor, Prepared
 from lakehose.collector.openapi import OPENAPI
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
 from lakehose.log import Log, open_log
+from lakehose.registry.credentials import Holder
 from lakehose.registry.store import Registry
 
 _ENCODER = msgspec.json.Encoder()
@@ -70,7 +71,7 @@ class Collector:
         self.ingestor = Ingestor(Limits(c.max_body_bytes, c.max_events_per_request, c.max_event_bytes),
                                  c.future_window_seconds)
         self.registry = Registry(settings.catalog_uri)
-        self.keys: dict[str, tuple[str, bool]] = {}
+        self.keys: dict[str, Holder] = {}
         self.pressure = Pressure()
         self.inflight = 0
         self.log: Log | None = None
@@ -90,7 +91,7 @@ class Collector:
                     else StreamValidator(stream.name, stream.schema, stream.version)
             self.ingestor.set_validators(fresh)
             self._fingerprint = fingerprint
-        self.keys = self.registry.key_hashes()
+        self.keys = self.registry.credentials.holders("key")
         assert self.log is not None
         log_settings = self.settings.log
         self.pressure.log_bytes = self.log.size_bytes()
@@ -160,7 +161,7 @@ class Collector:
     async def _ingest(self, request: Request, stream: str | None) -> Response:
         c = self.settings.collector
         try:
-            authenticate(request.headers, self.keys)
+            authenticate_write(request.headers, self.keys)
         except AuthError as exc:
             return error_response(exc.status, exc.code, exc.reason)
         if self.pressure.full_reason is not None:

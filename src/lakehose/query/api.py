@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lakehose.auth import TokenGuard
 from lakehose.errors import QueryFailed, QueryRefused
 from lakehose.query.engine import QueryEngine, QueryResult
 
@@ -60,8 +61,10 @@ def result_arrow(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def query_routes(engine: QueryEngine) -> list[Route]:
+def query_routes(engine: QueryEngine, guard: TokenGuard) -> list[Route]:
     async def query(request: Request) -> Response:
+        if (refused := guard.check(request, "read")) is not None:
+            return refused
         try:
             body = msgspec.json.decode(await request.body(), type=QueryRequest)
         except msgspec.DecodeError as exc:
@@ -91,7 +94,9 @@ def query_routes(engine: QueryEngine) -> list[Route]:
         return Response(_ENCODER.encode(result_json(result)), media_type="application/json",
                         headers=headers)
 
-    async def tables(_: Request) -> Response:
+    async def tables(request: Request) -> Response:
+        if (refused := guard.check(request, "read")) is not None:
+            return refused
         names = await run_in_threadpool(engine.tables)
         return Response(_ENCODER.encode({"tables": [f"{engine.namespace}.{n}" for n in names]}),
                         media_type="application/json")

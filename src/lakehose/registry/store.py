@@ -1,16 +1,13 @@
-"""Stream definitions and write keys in the catalog database (SQLite or PostgreSQL).
+"""Stream definitions (and, through ``credentials``, keys and tokens) in the catalog database.
 
-Every process reads them from here, so a stream created or a key revoked by the
-CLI is seen by running collectors within their refresh interval. Write keys are
-random 256-bit secrets; only their SHA-256 is stored, which is enough for a key
-that cannot be guessed (a slow hash protects low-entropy passwords, not these).
+Every process reads them from here (SQLite or PostgreSQL), so a stream created
+or a key revoked by the CLI is seen by running processes within their refresh
+interval.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lakehose.errors import AlreadyExists, NotFound
+from lakehose.registry.credentials import Credentials, credentials_table
 from lakehose.registry.schema import StreamSchema, is_valid_stream_name, parse_schema
 
 metadata = sa.MetaData()
@@ -41,16 +39,8 @@ stream_versions_table = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
-write_keys_table = sa.Table(
-    "lakehose_write_keys", metadata,
-    sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("prefix", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("revoked_at", sa.Float, nullable=True),
-)
+CREDENTIALS = credentials_table(metadata)
 
-KEY_PREFIX = "lh_"
 HINT_NAMES = ("max_events", "max_bytes", "max_seconds")
 
 
@@ -68,18 +58,6 @@ class SchemaVersion:
     version: int
     schema: StreamSchema
     created_at: float
-
-
-@dataclass(frozen=True)
-class WriteKey:
-    name: str
-    prefix: str
-    created_at: float
-    revoked_at: float | None
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def check_hints(hints: Mapping[str, Any]) -> dict[str, float]:
@@ -114,6 +92,7 @@ class Registry:
     def __init__(self, uri: str) -> None:
         self.engine = make_engine(uri)
         metadata.create_all(self.engine)
+        self.credentials = Credentials(self.engine, CREDENTIALS)
 
     # streams -------------------------------------------------------------
     def create_stream(self, name: str, document: Any, hints: Mapping[str, Any] | None = None) -> Stream:
@@ -188,38 +167,3 @@ class Registry:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(sa.func.count(), sa.func.max(streams_table.c.updated_at))).one()
         return int(row[0]), float(row[1] or 0.0)
-
-    # write keys ----------------------------------------------------------
-    def create_key(self, name: str) -> str:
-        """Create a key and return it; this is the only time its secret is seen."""
-        if not name or len(name) > 128:
-            raise ValueError("a key name must have 1 to 128 characters")
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(write_keys_table.insert().values(
-                    name=name, key_hash=hash_key(key), prefix=key[:10], created_at=time.time(),
-                    revoked_at=None))
-        except sa.exc.IntegrityError as exc:
-            raise AlreadyExists(f"a key named {name!r} exists already") from exc
-        return key
-
-    def list_keys(self) -> list[WriteKey]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(write_keys_table).order_by(write_keys_table.c.name)).all()
-        return [WriteKey(r.name, r.prefix, r.created_at, r.revoked_at) for r in rows]
-
-    def revoke_key(self, name: str) -> None:
-        with self.engine.begin() as conn:
-            result = conn.execute(write_keys_table.update()
-                                  .where(write_keys_table.c.name == name)
-                                  .values(revoked_at=time.time()))
-        if result.rowcount == 0:
-            raise NotFound(f"no key named {name!r}")
-
-    def key_hashes(self) -> dict[str, tuple[str, bool]]:
-        """``{sha256: (key name, revoked)}`` of every key ever created."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(write_keys_table.c.key_hash, write_keys_table.c.name,
-                                          write_keys_table.c.revoked_at)).all()
-        return {r.key_hash: (r.name, r.revoked_at is not None) for r in rows}

@@ -1,0 +1,106 @@
+"""``/v1/streams``: list, read, create and update streams over HTTP (tokens required)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from lakehose.auth import TokenGuard
+from lakehose.config import Settings
+from lakehose.registry.credentials import Kind
+from lakehose.errors import AlreadyExists, IncompatibleSchema, NotFound, SchemaError
+from lakehose.registry.store import Registry, Stream
+from lakehose.streams import create_stream, update_stream
+
+
+class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    schema: dict[str, Any]
+    hints: dict[str, float] = {}
+
+
+class UpdateBody(msgspec.Struct, forbid_unknown_fields=True):
+    schema: dict[str, Any]
+
+
+def _error(status: int, code: str, reason: str, **extra: Any) -> Response:
+    return JSONResponse({"error": code, "reason": reason, **extra}, status_code=status)
+
+
+def describe(settings: Settings, stream: Stream) -> dict[str, Any]:
+    d = settings.delivery
+    return {"name": stream.name, "version": stream.version,
+            "table": f"{settings.lake.namespace}.{stream.name}",
+            "hints": {"max_events": d.max_events, "max_bytes": d.max_bytes,
+                      "max_seconds": d.max_seconds, **stream.hints},
+            "schema": stream.schema.document}
+
+
+def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
+    registry = Registry(settings.catalog_uri)
+
+    async def listing(request: Request) -> Response:
+        if request.method == "POST":
+            return await create(request)
+        if (refused := guard.check(request, "read")) is not None:
+            return refused
+        streams = await run_in_threadpool(registry.list_streams)
+        return JSONResponse({"streams": [describe(settings, s) for s in streams]})
+
+    async def create(request: Request) -> Response:
+        if (refused := guard.check(request, "admin")) is not None:
+            return refused
+        try:
+            body = msgspec.json.decode(await request.body(), type=CreateBody)
+            stream = await run_in_threadpool(create_stream, settings, body.name, body.schema, body.hints)
+        except msgspec.DecodeError as exc:
+            return _error(400, "bad_request", f"expected {{\"name\", \"schema\", \"hints\"?}}: {exc}")
+        except SchemaError as exc:
+            return _error(400, "invalid_schema", str(exc), problems=exc.problems)
+        except AlreadyExists as exc:
+            return _error(409, "already_exists", str(exc))
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        return JSONResponse(describe(settings, stream), status_code=201)
+
+    async def one(request: Request) -> Response:
+        name = request.path_params["name"]
+        need: Kind = "admin" if request.method == "PUT" else "read"
+        if (refused := guard.check(request, need)) is not None:
+            return refused
+        try:
+            if request.method == "PUT":
+                body = msgspec.json.decode(await request.body(), type=UpdateBody)
+                _, stream = await run_in_threadpool(update_stream, settings, name, body.schema)
+            else:
+                stream = await run_in_threadpool(registry.get_stream, name)
+        except msgspec.DecodeError as exc:
+            return _error(400, "bad_request", f"expected {{\"schema\": {{...}}}}: {exc}")
+        except NotFound as exc:
+            return _error(404, "not_found", str(exc))
+        except SchemaError as exc:
+            return _error(400, "invalid_schema", str(exc), problems=exc.problems)
+        except IncompatibleSchema as exc:
+            return _error(409, "incompatible_schema", str(exc), problems=exc.problems)
+        return JSONResponse(describe(settings, stream))
+
+    async def history(request: Request) -> Response:
+        if (refused := guard.check(request, "read")) is not None:
+            return refused
+        try:
+            versions = await run_in_threadpool(registry.history, request.path_params["name"])
+        except NotFound as exc:
+            return _error(404, "not_found", str(exc))
+        return JSONResponse({"versions": [{"version": v.version, "created_at": v.created_at,
+                                           "schema": v.schema.document} for v in versions]})
+
+    return [
+        Route("/v1/streams", listing, methods=["GET", "POST"]),
+        Route("/v1/streams/{name}", one, methods=["GET", "PUT"]),
+        Route("/v1/streams/{name}/history", history, methods=["GET"]),
+    ]
