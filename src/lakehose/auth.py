@@ -38,7 +38,8 @@ def presented_secret(headers: Headers, *, allow_write_key_header: bool) -> str |
             user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        return (user or password) if allow_write_key_header else (password or user) or None
+        secret = (user or password) if allow_write_key_header else (password or user)
+        return secret or None
     if allow_write_key_header:
         key = headers.get("x-write-key", "").strip()
         return key or None

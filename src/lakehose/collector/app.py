@@ -30,9 +30,10 @@ from lakehose.auth import AuthError, authenticate_write
 from lakehose.collector.body import BodyError, Limits, decompress
 from lakehose.collector.ingest import Ingestor, Prepared
 from lakehose.collector.openapi import OPENAPI
+from lakehose.collector.rejects import event_rejections, request_rejection
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
-from lakehose.log import Log, open_log
+from lakehose.log import REJECTED_TOPIC, Log, open_log
 from lakehose.registry.credentials import Holder
 from lakehose.registry.store import Registry
 
@@ -161,7 +162,7 @@ class Collector:
     async def _ingest(self, request: Request, stream: str | None) -> Response:
         c = self.settings.collector
         try:
-            authenticate_write(request.headers, self.keys)
+            key_name = authenticate_write(request.headers, self.keys).name
         except AuthError as exc:
             return error_response(exc.status, exc.code, exc.reason)
         if self.pressure.full_reason is not None:
@@ -171,10 +172,12 @@ class Collector:
                                   f"more than {c.max_inflight_requests} requests in progress", 1)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _ACCEPTED_TYPES and not content_type.endswith("+json"):
-            return error_response(415, "unsupported_media_type",
-                                  f"Content-Type {content_type!r} is not JSON; send application/json "
-                                  "or application/x-ndjson")
+            reason = (f"Content-Type {content_type!r} is not JSON; send application/json "
+                      "or application/x-ndjson")
+            await self._record_refusal(stream, "unsupported_media_type", reason, b"", key_name)
+            return error_response(415, "unsupported_media_type", reason)
         self.inflight += 1
+        raw = b""
         try:
             raw = await self.read_body(request)
             started = time.perf_counter()
@@ -182,10 +185,15 @@ class Collector:
             prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
                         else self.ingestor.prepare_mixed(body))
             del raw, body  # only the encoded records stay in memory while the fsync is awaited
-            if prepared.batches:
+            raw = b""
+            batches = list(prepared.batches)
+            rejections = event_rejections(prepared, key_name)
+            if rejections is not None:
+                batches.append((REJECTED_TOPIC, *rejections))
+            if batches:
                 assert self.log is not None
                 try:
-                    await self.log.append(prepared.batches)
+                    await self.log.append(batches)
                 except OSError as exc:
                     return error_response(503, "log_unavailable",
                                           f"the log could not store the events: {exc.strerror or exc}",
@@ -198,13 +206,26 @@ class Collector:
                 "errors": [e.as_json() for e in prepared.errors],
             })
         except BodyError as exc:
+            await self._record_refusal(stream, exc.code, exc.reason, raw, key_name)
             return error_response(exc.status, exc.code, exc.reason)
         except RecursionError:  # the JSON decoder's depth guard
-            return error_response(400, "too_deeply_nested", "the body's JSON is nested too deeply")
+            reason = "the body's JSON is nested too deeply"
+            await self._record_refusal(stream, "too_deeply_nested", reason, raw, key_name)
+            return error_response(400, "too_deeply_nested", reason)
         except ClientDisconnect:
             return error_response(400, "client_disconnected", "the client went away mid-body")
         finally:
             self.inflight -= 1
+
+    async def _record_refusal(self, stream: str | None, code: str, reason: str, body: bytes,
+                              key_name: str) -> None:
+        """A request refused as a whole still leaves a row in ``events._rejected``."""
+        if self.log is None or self.pressure.full_reason is not None:
+            return
+        label = stream if stream in self.ingestor.validators else None
+        with contextlib.suppress(OSError):  # the 4xx answer matters more than its record
+            await self.log.append([(REJECTED_TOPIC,
+                                    request_rejection(label, code, reason, body, key_name), 1)])
 
     def _count(self, prepared: Prepared) -> None:
         for name, count in prepared.accepted.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -31,7 +31,13 @@ class Prepared:
     accepted: dict[str, int] = field(default_factory=dict)
     errors: list[EventError] = field(default_factory=list)
     rejections: dict[tuple[str, str], int] = field(default_factory=dict)
+    streams_of_errors: dict[int, str] = field(default_factory=dict)
     received: int = 0
+
+    def attach_payloads(self, raws: Sequence[msgspec.Raw]) -> None:
+        """Give every error the raw bytes of its event, for the rejected table."""
+        self.errors = [e if e.payload is not None or e.index >= len(raws)
+                       else replace(e, payload=bytes(raws[e.index])) for e in self.errors]
 
 
 def check_utf8(body: bytes) -> None:
@@ -70,7 +76,9 @@ class Ingestor:
         if validator is None or shape == "object" or len(body) > self.limits.max_event_bytes:
             raws = split(body, shape)
             self._check_count(len(raws))
-            return self._prepare_groups({stream: list(range(len(raws)))}, raws, len(raws))
+            prepared = self._prepare_groups({stream: list(range(len(raws)))}, raws, len(raws))
+            prepared.attach_payloads(raws)
+            return prepared
         try:
             events = validator.decode_array(body) if shape == "array" else validator.decode_lines(body)
             errors: list[EventError] = []
@@ -88,6 +96,8 @@ class Ingestor:
         prepared = Prepared(received=len(events) + len(errors))
         self._finish(prepared, stream, validator, events, indexes)
         self._add_errors(prepared, stream, errors)
+        if errors:
+            prepared.attach_payloads(raws)
         prepared.errors.sort(key=lambda e: e.index)
         return prepared
 
@@ -124,6 +134,7 @@ class Ingestor:
                                           "each event of a mixed batch names its stream in \"type\""))
         prepared = self._prepare_groups(groups, raws, len(raws))
         self._add_errors(prepared, UNKNOWN_STREAM_LABEL, untyped)
+        prepared.attach_payloads(raws)
         prepared.errors.sort(key=lambda e: e.index)
         return prepared
 
@@ -181,5 +192,6 @@ class Ingestor:
     def _add_errors(prepared: Prepared, stream: str, errors: Sequence[EventError]) -> None:
         prepared.errors.extend(errors)
         for error in errors:
+            prepared.streams_of_errors[error.index] = stream
             key = (stream, error.code)
             prepared.rejections[key] = prepared.rejections.get(key, 0) + 1

@@ -36,6 +36,7 @@ class EventError:
     code: str
     path: str
     reason: str
+    payload: bytes | None = None  # the event as received, for the rejected table
 
     def as_json(self) -> dict[str, Any]:
         return {"index": self.index, "code": self.code, "path": self.path, "reason": self.reason}
@@ -225,7 +226,8 @@ class StreamValidator:
             elif type(ts) is int:
                 if not 0 <= ts <= _MAX_EPOCH_MS:
                     errors.append(EventError(index, "out_of_range", "$.ts",
-                                             "epoch milliseconds out of range"))
+                                             "epoch milliseconds out of range",
+                                             self._encoder.encode(event)))
                     continue
                 ts_us = ts * 1000
             else:
@@ -234,7 +236,8 @@ class StreamValidator:
                 ts_us = (ts - _EPOCH) // _ONE_US
             if ts_us > limit_us:
                 errors.append(EventError(index, "ts_in_future", "$.ts",
-                                         "event time is further in the future than allowed"))
+                                         "event time is further in the future than allowed",
+                                         self._encoder.encode(event)))
                 continue
             event.ts = ts_us
             event.received_at = now_us

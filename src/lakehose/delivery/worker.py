@@ -31,7 +31,7 @@ from lakehose.config import Settings
 from lakehose.delivery.convert import Converter, Unconvertible
 from lakehose.lake.catalog import committed_offsets, ensure_table, offsets_property, open_catalog
 from lakehose.lake.rejected import append_delivery_rejections, ensure_rejected_table
-from lakehose.log import Log, open_log
+from lakehose.log import REJECTED_TOPIC, Log, open_log
 from lakehose.registry.store import Registry, Stream
 
 READ_CHUNK_BYTES = 16 << 20
@@ -63,11 +63,11 @@ class Buffer:
 
 
 class StreamDelivery:
-    """One stream: its table, read position and buffer."""
+    """One log topic (a stream, or ``_rejected``): its table, read position and buffer."""
 
-    def __init__(self, stream: Stream, table: Table, hints: Hints) -> None:
-        self.name = stream.name
-        self.version = stream.version
+    def __init__(self, name: str, version: int, table: Table, hints: Hints) -> None:
+        self.name = name
+        self.version = version
         self.table = table
         self.hints = hints
         self.committed = committed_offsets(table)
@@ -113,7 +113,12 @@ class Deliverer:
             if current is not None:
                 self.flush(current)
             table = ensure_table(self.catalog, self.settings, stream)
-            self.streams[stream.name] = StreamDelivery(stream, table, resolve_hints(self.settings, stream))
+            self.streams[stream.name] = StreamDelivery(stream.name, stream.version, table,
+                                                       resolve_hints(self.settings, stream))
+        if REJECTED_TOPIC not in self.streams:
+            d = self.settings.delivery
+            self.streams[REJECTED_TOPIC] = StreamDelivery(
+                REJECTED_TOPIC, 0, self.rejected_table, Hints(d.max_events, d.max_bytes, d.max_seconds))
         self._registry_checked = time.monotonic()
 
     # the loop ----------------------------------------------------------------
@@ -128,7 +133,8 @@ class Deliverer:
                     continue
                 progressed = True
                 table, failed = sd.converter.convert(records)
-                if failed and self.registry.get_stream(sd.name).version != sd.version:
+                if failed and sd.name != REJECTED_TOPIC \
+                        and self.registry.get_stream(sd.name).version != sd.version:
                     # a newer schema version: commit what was read before it, reload, read again
                     self.refresh_streams()
                     break
@@ -160,6 +166,7 @@ class Deliverer:
             return
         started = time.perf_counter()
         if b.rejected:
+            self.rejected_table.refresh()
             append_delivery_rejections(self.rejected_table, sd.name, b.rejected, sd.position)
             self.rejected_table.refresh()
             metrics.DELIVERY_REJECTED.labels(sd.name).inc(len(b.rejected))

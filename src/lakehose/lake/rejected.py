@@ -1,9 +1,11 @@
 """The ``events._rejected`` table: every event lakehose refused, with why and the raw payload.
 
-Rows are appended before the data commit of the same log range, and the table
-records, per stream, the log offsets its rows cover; a delivery that restarts
-after a crash between the two commits skips the rows already there, so a
-rejection is recorded exactly once.
+Collector rejections arrive through the log topic ``_rejected`` and are
+delivered like any stream (offsets in the commit). Delivery's own rejections
+(events it could not convert) are appended before the data commit of the same
+log range, and the table records, per stream, the log offsets those rows
+cover; a delivery that restarts after a crash between the two commits skips
+the rows already there, so a rejection is recorded exactly once.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ REJECTED_SCHEMA = Schema(
     NestedField(8, "source", StringType(), required=False),
     NestedField(9, "log_partition", LongType(), required=False),
     NestedField(10, "log_offset", LongType(), required=False),
+    NestedField(11, "rejection_id", StringType(), required=False),
+    NestedField(12, "replayed_at", TimestamptzType(), required=False),
 )
 
 
@@ -72,6 +76,7 @@ def append_delivery_rejections(table: Table, stream: str, rows: Sequence[Unconve
         "payload": r.payload.decode("utf-8", "replace"),
         "received_at": pa.scalar(r.appended_ms * 1000, pa.timestamp("us", tz="UTC")).as_py(),
         "key_name": None, "source": "delivery", "log_partition": r.partition, "log_offset": r.offset,
+        "rejection_id": f"delivery-{stream}-{r.partition}-{r.offset}-{r.line}", "replayed_at": None,
     } for r in fresh], schema=table.schema().as_arrow())
     with table.transaction() as tx:
         if fresh:

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 
+# The topic that carries rejected events to the ``events._rejected`` table. Stream
+# names start with a letter, so no stream can take this name.
+REJECTED_TOPIC = "_rejected"
+
+
 @dataclass(frozen=True)
 class Record:
     """One appended payload (the events of one request for one stream)."""
