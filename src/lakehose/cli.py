@@ -223,6 +223,19 @@ def _revoke_credential(args: argparse.Namespace, family: Literal["key", "token"]
     return 0
 
 
+def cmd_rejected_replay(args: argparse.Namespace) -> int:
+    from lakehose.replay import replay
+
+    since = dt.datetime.fromisoformat(args.since) if args.since else None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=dt.timezone.utc)
+    result = replay(_settings(args), args.stream, since, args.reason)
+    still = ", ".join(f"{n} {code}" for code, n in sorted(result.still_rejected.items())) or "none"
+    print(f"replayed {result.replayed} events into events.{args.stream}; still rejected: {still}"
+          + (f"; finished {result.recovered} from an interrupted replay" if result.recovered else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(prog="lakehose", description=__doc__.splitlines()[0])
@@ -290,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     add(keys, "create", cmd_keys_create, "create a write key; prints it once").add_argument("name")
     add(keys, "list", lambda a: _list_credentials(a, "key"), "list write keys")
     add(keys, "revoke", lambda a: _revoke_credential(a, "key"), "revoke a write key").add_argument("name")
+
+    rejected = commands.add_parser("rejected", help="rejected events").add_subparsers(
+        dest="action", required=True)
+    replay = add(rejected, "replay", cmd_rejected_replay,
+                 "validate a stream's rejected events again; land those that now pass, once")
+    replay.add_argument("--stream", required=True)
+    replay.add_argument("--since", help="only rows received at or after this ISO 8601 time")
+    replay.add_argument("--reason", help="only rows rejected for this reason code")
 
     tokens = commands.add_parser("tokens", help="manage read and admin tokens").add_subparsers(
         dest="action", required=True)
