@@ -143,7 +143,7 @@ def cmd_streams_create(args: argparse.Namespace) -> int:
     from lakehose.streams import create_stream
 
     document = json.loads(Path(args.schema).read_text())
-    stream = create_stream(_settings(args), args.name, document, _hints_from(args))
+    stream = create_stream(_settings(args), args.name, document, _hints_from(args), args.unknown_fields)
     print(f"created stream {stream.name} (version {stream.version}, "
           f"{len(stream.schema.fields)} fields; table events.{stream.name})")
     return 0
@@ -157,6 +157,9 @@ def cmd_streams_update(args: argparse.Namespace) -> int:
         old, new = update_stream(settings, args.name, json.loads(Path(args.schema).read_text()))
         print(f"stream {args.name}: version {new.version}" if new.version != old.version
               else f"stream {args.name}: schema unchanged (version {old.version})")
+    if args.unknown_fields:
+        _registry(settings).set_unknown_fields(args.name, args.unknown_fields)
+        print(f"stream {args.name}: unknown_fields = {args.unknown_fields}")
     hints = _hints_from(args)
     if hints:
         registry = _registry(settings)
@@ -172,6 +175,7 @@ def cmd_streams_show(args: argparse.Namespace) -> int:
     hints = {"max_events": d.max_events, "max_bytes": d.max_bytes, "max_seconds": d.max_seconds,
              **stream.hints}
     print(json.dumps({"name": stream.name, "version": stream.version,
+                      "unknown_fields": stream.unknown_fields,
                       "table": f"{settings.lake.namespace}.{stream.name}", "hints": hints,
                       "schema": stream.schema.document}, indent=2))
     return 0
@@ -198,7 +202,7 @@ def cmd_streams_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    print(_registry(_settings(args)).credentials.create("key", args.name, "write"))
+    print(_registry(_settings(args)).credentials.create("key", args.name, "write", args.auto_create))
     print(f"(write key {args.name!r}: shown once, only its hash is stored)", file=sys.stderr)
     return 0
 
@@ -288,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--max-events", type=int)
     create.add_argument("--max-bytes", type=int)
     create.add_argument("--max-seconds", type=float)
+    create.add_argument("--unknown-fields", choices=["reject", "evolve"], default="reject",
+                        help="events with fields the schema lacks: reject them, or add the fields")
     add(streams, "list", cmd_streams_list, "list streams").add_argument("--json", action="store_true")
     update = add(streams, "update", cmd_streams_update,
                  "change a stream's schema (compatible changes only) or its buffering hints")
@@ -296,11 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--max-events", type=int)
     update.add_argument("--max-bytes", type=int)
     update.add_argument("--max-seconds", type=float)
+    update.add_argument("--unknown-fields", choices=["reject", "evolve"])
     add(streams, "show", cmd_streams_show, "a stream's schema, version, table and hints").add_argument("name")
     add(streams, "history", cmd_streams_history, "every schema version of a stream").add_argument("name")
 
     keys = commands.add_parser("keys", help="manage write keys").add_subparsers(dest="action", required=True)
-    add(keys, "create", cmd_keys_create, "create a write key; prints it once").add_argument("name")
+    create_key = add(keys, "create", cmd_keys_create, "create a write key; prints it once")
+    create_key.add_argument("name")
+    create_key.add_argument("--auto-create", action="store_true",
+                            help="events of unknown streams sent with this key create them")
     add(keys, "list", lambda a: _list_credentials(a, "key"), "list write keys")
     add(keys, "revoke", lambda a: _revoke_credential(a, "key"), "revoke a write key").add_argument("name")
 

@@ -67,6 +67,19 @@ class QuerySettings(_Section):
     timeout_seconds: float = 30.0
 
 
+class RegistrySettings(_Section):
+    """Caps on what the registry accepts, so one schema or client cannot grow it without bound."""
+
+    max_streams: int = 1000
+    max_columns: int = 500  # fields at every depth of one schema (objects, arrays and leaves)
+    max_depth: int = 8  # nesting of objects and arrays; a flat event is 1
+    # Events naming an unknown stream create it (schema inferred) when this is on, or
+    # when the write key was made with --auto-create; only names matching the pattern.
+    auto_create: bool = False
+    auto_create_pattern: str = "[a-z][a-z0-9_]{0,62}"
+    auto_create_unknown_fields: str = "evolve"  # the policy auto-created streams get
+
+
 class Settings(_Section):
     data_dir: str = "./lakehose-data"
     catalog: CatalogSettings = msgspec.field(default_factory=CatalogSettings)
@@ -75,6 +88,7 @@ class Settings(_Section):
     collector: CollectorSettings = msgspec.field(default_factory=CollectorSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     query: QuerySettings = msgspec.field(default_factory=QuerySettings)
+    registry: RegistrySettings = msgspec.field(default_factory=RegistrySettings)
 
     @property
     def catalog_uri(self) -> str:
@@ -95,6 +109,7 @@ _POSITIVE = {
                   "max_inflight_requests", "body_timeout_seconds"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),
     "query": ("row_limit", "timeout_seconds"),
+    "registry": ("max_streams", "max_columns", "max_depth"),
 }
 
 

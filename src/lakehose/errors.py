@@ -36,6 +36,21 @@ class IncompatibleSchema(LakehoseError):
         self.problems = problems
 
 
+class LimitReached(LakehoseError):
+    """A configured cap (``[registry] max_streams``, ``max_columns``, ``max_depth``) would be exceeded.
+
+    Built from ``(setting, what)`` pairs; each problem names the setting that
+    raises the cap, in the config file and as an environment variable.
+    """
+
+    def __init__(self, breaches: list[tuple[str, str]], section: str = "registry") -> None:
+        self.settings = [setting for setting, _ in breaches]
+        self.problems = [f"{what}; raise [{section}] {setting} "
+                         f"(LAKEHOSE_{section.upper()}__{setting.upper()}) to allow more"
+                         for setting, what in breaches]
+        super().__init__("limit reached:\n  " + "\n  ".join(self.problems))
+
+
 class NotFound(LakehoseError):
     """A named stream, key or table does not exist."""
 

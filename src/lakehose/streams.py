@@ -4,6 +4,10 @@ The table is changed first, then the registry: collectors accept events of a
 new version only once the registry shows it, and by then the table already
 has the new columns, so delivery never sees a field its table lacks (it also
 re-reads the registry when a batch does not fit the table).
+
+Both paths enforce the ``[registry]`` limits: how many streams may exist, how
+many columns a schema may have and how deeply it may nest. An update may keep
+a schema that is over a limit lowered since it was made, but not grow it.
 """
 
 from __future__ import annotations
@@ -12,17 +16,41 @@ from collections.abc import Mapping
 from typing import Any
 
 from lakehose.config import Settings
-from lakehose.errors import IncompatibleSchema
+from lakehose.errors import IncompatibleSchema, LimitReached, SchemaError
 from lakehose.lake.catalog import ensure_table, evolve_table, open_catalog
 from lakehose.lake.rejected import ensure_rejected_table
 from lakehose.registry.compat import incompatibilities
-from lakehose.registry.schema import parse_schema
+from lakehose.registry.infer import infer_schema, with_new_fields
+from lakehose.registry.schema import StreamSchema, count_columns, deepest_field, parse_schema
 from lakehose.registry.store import Registry, Stream
 
 
+def check_schema_limits(settings: Settings, schema: StreamSchema,
+                        current: StreamSchema | None = None) -> None:
+    """Raise LimitReached if ``schema`` has too many columns or nests too deeply.
+
+    With ``current`` (an update), a measure already over its limit may stay as it is.
+    """
+    limits = settings.registry
+    breaches: list[tuple[str, str]] = []
+    columns = count_columns(schema)
+    if columns > limits.max_columns and (current is None or columns > count_columns(current)):
+        breaches.append(("max_columns", f"$: the schema has {columns} columns (fields at every depth), "
+                                        f"over the limit of {limits.max_columns}"))
+    depth, path = deepest_field(schema)
+    if depth > limits.max_depth and (current is None or depth > deepest_field(current)[0]):
+        breaches.append(("max_depth", f"{path}: nested {depth} levels deep (objects and arrays), "
+                                      f"over the limit of {limits.max_depth}"))
+    if breaches:
+        raise LimitReached(breaches)
+
+
 def create_stream(settings: Settings, name: str, document: Any,
-                  hints: Mapping[str, Any] | None = None) -> Stream:
-    stream = Registry(settings.catalog_uri).create_stream(name, document, hints)
+                  hints: Mapping[str, Any] | None = None, unknown_fields: str = "reject") -> Stream:
+    check_schema_limits(settings, parse_schema(document))
+    stream = Registry(settings.catalog_uri).create_stream(
+        name, document, hints, max_streams=settings.registry.max_streams,
+        unknown_fields=unknown_fields)
     catalog = open_catalog(settings)
     ensure_table(catalog, settings, stream)
     ensure_rejected_table(catalog, settings)
@@ -39,5 +67,23 @@ def update_stream(settings: Settings, name: str, document: Any) -> tuple[Stream,
         raise IncompatibleSchema(name, problems)
     if proposed.document == current.schema.document:
         return current, current
+    check_schema_limits(settings, proposed, current.schema)
     evolve_table(open_catalog(settings), settings, name, proposed)
     return current, registry.add_version(current, document)
+
+
+def auto_create_stream(settings: Settings, name: str, events: list[Any]) -> Stream:
+    """A new stream whose schema is inferred from its first events (every field optional)."""
+    document, _ = infer_schema(e for e in events if isinstance(e, dict))
+    return create_stream(settings, name, document,
+                         unknown_fields=settings.registry.auto_create_unknown_fields)
+
+
+def evolve_stream(settings: Settings, name: str, events: list[Any]) -> Stream:
+    """Add, as optional columns, the fields these events carry and the stream lacks."""
+    current = Registry(settings.catalog_uri).get_stream(name)
+    document, problems = with_new_fields(current.schema.document,
+                                         [e for e in events if isinstance(e, dict)])
+    if document == current.schema.document:
+        raise SchemaError(problems or ["no field to add"])
+    return update_stream(settings, name, document)[1]

@@ -37,3 +37,16 @@ def test_every_problem_is_reported_together() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="max_seconds must be positive"):
         parse_settings({"delivery": {"max_seconds": 0}}, {}, None)
+
+
+def test_registry_limits_have_defaults_and_are_checked() -> None:
+    limits = parse_settings({}, {}, None).registry
+    assert (limits.max_streams, limits.max_columns, limits.max_depth) == (1000, 500, 8)
+    settings = parse_settings({"registry": {"max_columns": 40}}, {"LAKEHOSE_REGISTRY__MAX_STREAMS": "3"}, None)
+    assert (settings.registry.max_streams, settings.registry.max_columns) == (3, 40)
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"registry": {"max_depth": 0, "max_streams": -1}}, {}, None)
+    assert {"[registry] max_depth must be positive",
+            "[registry] max_streams must be positive"} <= set(caught.value.problems)
+    with pytest.raises(ConfigError, match="max_colums"):
+        parse_settings({"registry": {"max_colums": 1}}, {}, None)

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from lakehose import metrics
 from lakehose.auth import AuthError, authenticate_write
+from lakehose.collector.adapt import Adapter
 from lakehose.collector.body import BodyError, Limits, decompress
 from lakehose.collector.ingest import Ingestor, Prepared
 from lakehose.collector.openapi import OPENAPI
@@ -72,6 +73,7 @@ class Collector:
         self.ingestor = Ingestor(Limits(c.max_body_bytes, c.max_events_per_request, c.max_event_bytes),
                                  c.future_window_seconds)
         self.registry = Registry(settings.catalog_uri)
+        self.adapter = Adapter(settings, self.registry, self.ingestor, self.refresh)
         self.keys: dict[str, Holder] = {}
         self.pressure = Pressure()
         self.inflight = 0
@@ -89,7 +91,8 @@ class Collector:
             for stream in self.registry.list_streams():
                 old = current.get(stream.name)
                 fresh[stream.name] = old if old is not None and old.version == stream.version \
-                    else StreamValidator(stream.name, stream.schema, stream.version)
+                    and old.unknown_fields == stream.unknown_fields \
+                    else StreamValidator(stream.name, stream.schema, stream.version, stream.unknown_fields)
             self.ingestor.set_validators(fresh)
             self._fingerprint = fingerprint
         self.keys = self.registry.credentials.holders("key")
@@ -162,7 +165,8 @@ class Collector:
     async def _ingest(self, request: Request, stream: str | None) -> Response:
         c = self.settings.collector
         try:
-            key_name = authenticate_write(request.headers, self.keys).name
+            holder = authenticate_write(request.headers, self.keys)
+            key_name = holder.name
         except AuthError as exc:
             return error_response(exc.status, exc.code, exc.reason)
         if self.pressure.full_reason is not None:
@@ -184,6 +188,8 @@ class Collector:
             body = decompress(raw, request.headers.get("content-encoding", ""), c.max_body_bytes)
             prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
                         else self.ingestor.prepare_mixed(body))
+            if self.adapter.wanted(prepared, holder.auto_create):
+                prepared = await asyncio.to_thread(self.adapter.adapt, prepared, holder.auto_create)
             del raw, body  # only the encoded records stay in memory while the fsync is awaited
             raw = b""
             batches = list(prepared.batches)

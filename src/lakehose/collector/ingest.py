@@ -34,6 +34,37 @@ class Prepared:
     streams_of_errors: dict[int, str] = field(default_factory=dict)
     received: int = 0
 
+    def _count(self, error: EventError, delta: int) -> None:
+        key = (self.streams_of_errors.get(error.index, UNKNOWN_STREAM_LABEL), error.code)
+        self.rejections[key] = self.rejections.get(key, 0) + delta
+
+    def retag(self, errors: Sequence[EventError], code: str, reason: str) -> None:
+        """Give these errors another reason (a schema change they needed was refused)."""
+        indexes = {e.index for e in errors}
+        for i, error in enumerate(self.errors):
+            if error.index in indexes:
+                self._count(error, -1)
+                self.errors[i] = replace(error, code=code, reason=reason)
+                self._count(self.errors[i], +1)
+
+    def merge(self, again: Prepared, indexes: Sequence[int]) -> None:
+        """Replace the errors at ``indexes`` by the outcome of validating those events again."""
+        drop = set(indexes)
+        for error in self.errors:
+            if error.index in drop:
+                self._count(error, -1)
+        self.errors = [e for e in self.errors if e.index not in drop]
+        for error in again.errors:
+            moved = replace(error, index=indexes[error.index])
+            self.streams_of_errors[moved.index] = again.streams_of_errors.get(error.index,
+                                                                             UNKNOWN_STREAM_LABEL)
+            self.errors.append(moved)
+            self._count(moved, +1)
+        self.errors.sort(key=lambda e: e.index)
+        self.batches.extend(again.batches)
+        for stream, count in again.accepted.items():
+            self.accepted[stream] = self.accepted.get(stream, 0) + count
+
     def attach_payloads(self, raws: Sequence[msgspec.Raw]) -> None:
         """Give every error the raw bytes of its event, for the rejected table."""
         self.errors = [e if e.payload is not None or e.index >= len(raws)

@@ -124,7 +124,9 @@ _AT_INDEX = re.compile(r"^\$\[(\d+)\]")
 
 
 def _words(type_text: str) -> str:
-    return _TYPE_WORDS.get(type_text, type_text.replace("str", "string").replace("int", "integer"))
+    if type_text in _TYPE_WORDS:
+        return _TYPE_WORDS[type_text]
+    return " or ".join(_TYPE_WORDS.get(part, part) for part in type_text.split(" | "))
 
 
 def translate(error: msgspec.ValidationError, index: int, strip_index: bool) -> EventError:
@@ -171,9 +173,11 @@ class StreamValidator:
     schema that declares its own ``type`` field gets an untagged type instead.
     """
 
-    def __init__(self, stream: str, schema: StreamSchema, version: int) -> None:
+    def __init__(self, stream: str, schema: StreamSchema, version: int,
+                 unknown_fields: str = "reject") -> None:
         self.stream = stream
         self.version = version
+        self.unknown_fields = unknown_fields
         self.tagged = all(f.name != "type" for f in schema.fields)
         self.struct = _struct(f"Event_{stream}", schema.fields, envelope=True,
                               tag=stream if self.tagged else None)

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from lakehose.auth import TokenGuard
 from lakehose.config import Settings
 from lakehose.registry.credentials import Kind
-from lakehose.errors import AlreadyExists, IncompatibleSchema, NotFound, SchemaError
+from lakehose.errors import AlreadyExists, IncompatibleSchema, LimitReached, NotFound, SchemaError
 from lakehose.registry.store import Registry, Stream
 from lakehose.streams import create_stream, update_stream
 
@@ -32,9 +32,20 @@ def _error(status: int, code: str, reason: str, **extra: Any) -> Response:
     return JSONResponse({"error": code, "reason": reason, **extra}, status_code=status)
 
 
+def _too_deep() -> Response:
+    return _error(400, "too_deeply_nested", "the body's JSON is nested too deeply to read; "
+                  "[registry] max_depth caps how deeply a schema may nest")
+
+
+def _limit_reached(exc: LimitReached) -> Response:
+    """409 when the registry is full (``max_streams``), 400 when the schema itself is too big."""
+    status = 409 if "max_streams" in exc.settings else 400
+    return _error(status, "limit_reached", str(exc), problems=exc.problems, settings=exc.settings)
+
+
 def describe(settings: Settings, stream: Stream) -> dict[str, Any]:
     d = settings.delivery
-    return {"name": stream.name, "version": stream.version,
+    return {"name": stream.name, "version": stream.version, "unknown_fields": stream.unknown_fields,
             "table": f"{settings.lake.namespace}.{stream.name}",
             "hints": {"max_events": d.max_events, "max_bytes": d.max_bytes,
                       "max_seconds": d.max_seconds, **stream.hints},
@@ -60,8 +71,12 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
             stream = await run_in_threadpool(create_stream, settings, body.name, body.schema, body.hints)
         except msgspec.DecodeError as exc:
             return _error(400, "bad_request", f"expected {{\"name\", \"schema\", \"hints\"?}}: {exc}")
+        except RecursionError:  # msgspec's depth guard, far beyond any [registry] max_depth
+            return _too_deep()
         except SchemaError as exc:
             return _error(400, "invalid_schema", str(exc), problems=exc.problems)
+        except LimitReached as exc:
+            return _limit_reached(exc)
         except AlreadyExists as exc:
             return _error(409, "already_exists", str(exc))
         except ValueError as exc:
@@ -81,12 +96,18 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
                 stream = await run_in_threadpool(registry.get_stream, name)
         except msgspec.DecodeError as exc:
             return _error(400, "bad_request", f"expected {{\"schema\": {{...}}}}: {exc}")
+        except RecursionError:
+            return _too_deep()
         except NotFound as exc:
             return _error(404, "not_found", str(exc))
         except SchemaError as exc:
             return _error(400, "invalid_schema", str(exc), problems=exc.problems)
         except IncompatibleSchema as exc:
             return _error(409, "incompatible_schema", str(exc), problems=exc.problems)
+        except LimitReached as exc:
+            return _limit_reached(exc)
+        except AlreadyExists as exc:  # another update moved the version meanwhile
+            return _error(409, "conflict", str(exc))
         return JSONResponse(describe(settings, stream))
 
     async def history(request: Request) -> Response:

@@ -33,6 +33,7 @@ def credentials_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("prefix", sa.String(16), nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("revoked_at", sa.Float, nullable=True),
+        sa.Column("auto_create", sa.Boolean, nullable=False, server_default=sa.false()),
     )
 
 
@@ -43,6 +44,7 @@ class Credential:
     prefix: str
     created_at: float
     revoked_at: float | None
+    auto_create: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Holder:
     name: str
     kind: Kind
     revoked: bool
+    auto_create: bool = False  # events of unknown streams may create them
 
 
 def hash_secret(secret: str) -> str:
@@ -63,7 +66,7 @@ class Credentials:
         self.engine = engine
         self.table = table
 
-    def create(self, family: Family, name: str, kind: Kind) -> str:
+    def create(self, family: Family, name: str, kind: Kind, auto_create: bool = False) -> str:
         """Create a secret and return it; this is the only time it is seen."""
         if not name or len(name) > 128:
             raise ValueError("a name must have 1 to 128 characters")
@@ -72,7 +75,8 @@ class Credentials:
             with self.engine.begin() as conn:
                 conn.execute(self.table.insert().values(
                     family=family, name=name, kind=kind, secret_hash=hash_secret(secret),
-                    prefix=secret[:10], created_at=time.time(), revoked_at=None))
+                    prefix=secret[:10], created_at=time.time(), revoked_at=None,
+                    auto_create=auto_create))
         except sa.exc.IntegrityError as exc:
             raise AlreadyExists(f"a {family} named {name!r} exists already") from exc
         return secret
@@ -81,7 +85,8 @@ class Credentials:
         t = self.table
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t).where(t.c.family == family).order_by(t.c.name)).all()
-        return [Credential(r.name, r.kind, r.prefix, r.created_at, r.revoked_at) for r in rows]
+        return [Credential(r.name, r.kind, r.prefix, r.created_at, r.revoked_at, r.auto_create)
+                for r in rows]
 
     def revoke(self, family: Family, name: str) -> None:
         t = self.table
@@ -95,6 +100,7 @@ class Credentials:
         """``{sha256: holder}`` of every secret of the family ever created, revoked ones too."""
         t = self.table
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.c.secret_hash, t.c.name, t.c.kind, t.c.revoked_at)
-                                .where(t.c.family == family)).all()
-        return {r.secret_hash: Holder(r.name, r.kind, r.revoked_at is not None) for r in rows}
+            rows = conn.execute(sa.select(t.c.secret_hash, t.c.name, t.c.kind, t.c.revoked_at,
+                                          t.c.auto_create).where(t.c.family == family)).all()
+        return {r.secret_hash: Holder(r.name, r.kind, r.revoked_at is not None, r.auto_create)
+                for r in rows}

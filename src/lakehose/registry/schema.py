@@ -64,7 +64,10 @@ def parse_schema(document: Any) -> StreamSchema:
     problems: list[str] = []
     if not isinstance(document, dict):
         raise SchemaError(["$: a schema must be a JSON object"])
-    root = _parse_node("$", "$", document, False, problems)
+    try:
+        root = _parse_node("$", "$", document, False, problems)
+    except RecursionError:
+        raise SchemaError(["$: the schema is nested too deeply to read"]) from None
     if root is not None and root.kind != "object":
         problems.append("$: the top-level type must be \"object\"")
     fields = root.properties if root is not None else ()
@@ -171,3 +174,57 @@ def _parse_node(
         minimum=minimum, maximum=maximum, max_length=max_length,
         items=items, properties=tuple(properties),
     )
+
+
+# size and shape, for the registry's limits -----------------------------------
+def count_columns(schema: StreamSchema) -> int:
+    """Every named field at every depth: top-level fields, object members (also inside arrays).
+
+    An object or array field counts itself and its members, so ``device: {os, model}``
+    is three columns; an array's element is not a named field, only its members
+    are counted. Envelope fields (``event_id``, ``ts``, ``received_at``) are not.
+    """
+    return sum(_columns(f) for f in schema.fields)
+
+
+def _columns(f: Field) -> int:
+    return 1 + _members(f)
+
+
+def _members(f: Field) -> int:
+    if f.kind == "object":
+        return sum(_columns(p) for p in f.properties)
+    if f.kind == "array" and f.items is not None:
+        return _members(f.items)
+    return 0
+
+
+def schema_depth(schema: StreamSchema) -> int:
+    """How deeply objects and arrays nest: a flat event is 1, ``device.os`` makes it 2,
+    an array of objects (``rounds[].n``) 3, an array of arrays of strings 3."""
+    return deepest_field(schema)[0]
+
+
+def deepest_field(schema: StreamSchema) -> tuple[int, str]:
+    """The schema's depth (as ``schema_depth``) and the path of a field that deep."""
+    return _deepest_member(schema.fields, "$")
+
+
+def _deepest(f: Field, path: str) -> tuple[int, str]:
+    """Levels of containers ``f`` opens (0 for a scalar) and the path of its deepest member."""
+    if f.kind == "object":
+        return _deepest_member(f.properties, path)
+    if f.kind == "array" and f.items is not None:
+        depth, deeper = _deepest(f.items, f"{path}[]")
+        return 1 + depth, deeper
+    return 0, path
+
+
+def _deepest_member(members: tuple[Field, ...], path: str) -> tuple[int, str]:
+    """One level for the object at ``path``, plus its deepest member's (the first one if tied)."""
+    best = (1, path)
+    for i, m in enumerate(members):
+        depth, deeper = _deepest(m, f"{path}.{m.name}")
+        if i == 0 or 1 + depth > best[0]:
+            best = (1 + depth, deeper)
+    return best

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lakehose.errors import AlreadyExists, NotFound
+from lakehose.errors import AlreadyExists, LimitReached, NotFound
 from lakehose.registry.credentials import Credentials, credentials_table
 from lakehose.registry.schema import StreamSchema, is_valid_stream_name, parse_schema
 
@@ -29,6 +29,7 @@ streams_table = sa.Table(
     sa.Column("hints", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("unknown_fields", sa.String(8), nullable=False, server_default="reject"),
 )
 
 stream_versions_table = sa.Table(
@@ -51,6 +52,7 @@ class Stream:
     schema: StreamSchema
     hints: dict[str, float]
     created_at: float
+    unknown_fields: str = "reject"  # reject | evolve: what an event with a field the schema lacks gets
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,15 @@ class SchemaVersion:
     version: int
     schema: StreamSchema
     created_at: float
+
+
+UNKNOWN_FIELD_POLICIES = ("reject", "evolve")
+
+
+def check_policy(policy: str) -> None:
+    if policy not in UNKNOWN_FIELD_POLICIES:
+        raise ValueError(f"unknown_fields must be one of {', '.join(UNKNOWN_FIELD_POLICIES)} "
+                         f"(got {policy!r})")
 
 
 def check_hints(hints: Mapping[str, Any]) -> dict[str, float]:
@@ -95,22 +106,34 @@ class Registry:
         self.credentials = Credentials(self.engine, CREDENTIALS)
 
     # streams -------------------------------------------------------------
-    def create_stream(self, name: str, document: Any, hints: Mapping[str, Any] | None = None) -> Stream:
+    def create_stream(self, name: str, document: Any, hints: Mapping[str, Any] | None = None,
+                      max_streams: int | None = None, unknown_fields: str = "reject") -> Stream:
+        """Record a new stream; with ``max_streams``, refuse it if that many exist already.
+
+        The count is taken after the insert, in the same transaction: the insert
+        takes the write lock first, so two concurrent creates cannot both pass.
+        """
         if not is_valid_stream_name(name):
             raise ValueError(f"invalid stream name {name!r}: use [a-z][a-z0-9_]{{0,62}}")
         schema = parse_schema(document)
         checked = check_hints(hints or {})
+        check_policy(unknown_fields)
         now = time.time()
         try:
             with self.engine.begin() as conn:
                 conn.execute(streams_table.insert().values(
                     name=name, version=1, schema=json.dumps(document), hints=json.dumps(checked),
-                    created_at=now, updated_at=now))
+                    created_at=now, updated_at=now, unknown_fields=unknown_fields))
+                if max_streams is not None:
+                    count = conn.execute(sa.select(sa.func.count()).select_from(streams_table)).scalar_one()
+                    if count > max_streams:
+                        raise LimitReached([("max_streams", f"stream {name!r} refused: {count - 1} "
+                                                            f"streams exist, the limit is {max_streams}")])
                 conn.execute(stream_versions_table.insert().values(
                     name=name, version=1, schema=json.dumps(document), created_at=now))
         except sa.exc.IntegrityError as exc:
             raise AlreadyExists(f"stream {name!r} exists already") from exc
-        return Stream(name, 1, schema, checked, now)
+        return Stream(name, 1, schema, checked, now, unknown_fields)
 
     def add_version(self, current: Stream, document: Any) -> Stream:
         """Record ``document`` as the stream's next version (compatibility checked by the caller).
@@ -130,7 +153,16 @@ class Registry:
                 raise AlreadyExists(f"stream {current.name!r} changed meanwhile; check again")
             conn.execute(stream_versions_table.insert().values(
                 name=current.name, version=version, schema=json.dumps(document), created_at=now))
-        return Stream(current.name, version, schema, current.hints, current.created_at)
+        return Stream(current.name, version, schema, current.hints, current.created_at,
+                      current.unknown_fields)
+
+    def set_unknown_fields(self, name: str, policy: str) -> None:
+        check_policy(policy)
+        with self.engine.begin() as conn:
+            result = conn.execute(streams_table.update().where(streams_table.c.name == name)
+                                  .values(unknown_fields=policy, updated_at=time.time()))
+        if result.rowcount == 0:
+            raise NotFound(f"no stream named {name!r}")
 
     def set_hints(self, name: str, hints: Mapping[str, Any]) -> None:
         checked = check_hints(hints)
@@ -153,14 +185,15 @@ class Registry:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(streams_table).order_by(streams_table.c.name)).all()
         return [Stream(r.name, r.version, parse_schema(json.loads(r.schema)), json.loads(r.hints),
-                       r.created_at) for r in rows]
+                       r.created_at, r.unknown_fields) for r in rows]
 
     def get_stream(self, name: str) -> Stream:
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(streams_table).where(streams_table.c.name == name)).one_or_none()
         if r is None:
             raise NotFound(f"no stream named {name!r}")
-        return Stream(r.name, r.version, parse_schema(json.loads(r.schema)), json.loads(r.hints), r.created_at)
+        return Stream(r.name, r.version, parse_schema(json.loads(r.schema)), json.loads(r.hints),
+                      r.created_at, r.unknown_fields)
 
     def streams_fingerprint(self) -> tuple[int, float]:
         """Changes whenever a stream is created or changed: cheap enough to poll each second."""
