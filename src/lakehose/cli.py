@@ -158,7 +158,9 @@ def cmd_streams_update(args: argparse.Namespace) -> int:
         print(f"stream {args.name}: version {new.version}" if new.version != old.version
               else f"stream {args.name}: schema unchanged (version {old.version})")
     if args.unknown_fields:
-        _registry(settings).set_unknown_fields(args.name, args.unknown_fields)
+        from lakehose.streams import set_unknown_fields
+
+        set_unknown_fields(settings, args.name, args.unknown_fields)
         print(f"stream {args.name}: unknown_fields = {args.unknown_fields}")
     hints = _hints_from(args)
     if hints:
@@ -292,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--max-events", type=int)
     create.add_argument("--max-bytes", type=int)
     create.add_argument("--max-seconds", type=float)
-    create.add_argument("--unknown-fields", choices=["reject", "evolve"], default="reject",
-                        help="events with fields the schema lacks: reject them, or add the fields")
+    create.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"], default="reject",
+                        help="fields the schema lacks: reject the event, add them as columns, "
+                             "or keep them as JSON in the _extra column")
     add(streams, "list", cmd_streams_list, "list streams").add_argument("--json", action="store_true")
     update = add(streams, "update", cmd_streams_update,
                  "change a stream's schema (compatible changes only) or its buffering hints")
@@ -302,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--max-events", type=int)
     update.add_argument("--max-bytes", type=int)
     update.add_argument("--max-seconds", type=float)
-    update.add_argument("--unknown-fields", choices=["reject", "evolve"])
+    update.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"])
     add(streams, "show", cmd_streams_show, "a stream's schema, version, table and hints").add_argument("name")
     add(streams, "history", cmd_streams_history, "every schema version of a stream").add_argument("name")
 

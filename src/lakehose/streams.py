@@ -68,7 +68,7 @@ def update_stream(settings: Settings, name: str, document: Any) -> tuple[Stream,
     if proposed.document == current.schema.document:
         return current, current
     check_schema_limits(settings, proposed, current.schema)
-    evolve_table(open_catalog(settings), settings, name, proposed)
+    evolve_table(open_catalog(settings), settings, name, proposed, current.unknown_fields == "keep")
     return current, registry.add_version(current, document)
 
 
@@ -87,3 +87,12 @@ def evolve_stream(settings: Settings, name: str, events: list[Any]) -> Stream:
     if document == current.schema.document:
         raise SchemaError(problems or ["no field to add"])
     return update_stream(settings, name, document)[1]
+
+
+def set_unknown_fields(settings: Settings, name: str, policy: str) -> None:
+    """Change the policy; ``keep`` first gives the table its ``_extra`` column."""
+    registry = Registry(settings.catalog_uri)
+    current = registry.get_stream(name)
+    if policy == "keep":
+        evolve_table(open_catalog(settings), settings, name, current.schema, extra_column=True)
+    registry.set_unknown_fields(name, policy)

@@ -68,3 +68,22 @@ def test_reject_policy_names_the_field(lh: Lakehose) -> None:
     time.sleep(1.5)
     assert writer.post("/v1/streams/level_complete/events",
                        json=[{"user_id": "a", "level": 1, "coins": 5}]).json()["accepted"] == 1
+
+
+def test_keep_policy_stores_unknown_fields_as_json(lh: Lakehose) -> None:
+    schema_file = lh.data_dir / "level.json"
+    schema_file.write_text(json.dumps(LEVEL_SCHEMA))
+    lh.run("streams", "create", "level_complete", "--schema", str(schema_file), "--unknown-fields", "keep")
+    server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5"}).start()
+    writer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"})
+    reader = lh.reader(server)
+    answer = writer.post("/v1/events", json=[
+        {"type": "level_complete", "user_id": "a", "level": 1, "coins": 5, "tags": ["x"], "ünï": {"k": 1}},
+        {"type": "level_complete", "user_id": "b", "level": "two", "coins": 1},
+        {"type": "level_complete", "user_id": "c", "level": 3}]).json()
+    assert answer["accepted"] == 2
+    assert [(e["index"], e["code"], e["path"]) for e in answer["errors"]] == [(1, "type_mismatch", "$.level")]
+    wait_for_count(reader, "level_complete", 2)
+    rows = query(reader, "SELECT user_id, _extra FROM level_complete ORDER BY user_id")
+    assert rows[1] == ["c", None]
+    assert rows[0][0] == "a" and json.loads(rows[0][1]) == {"coins": 5, "tags": ["x"], "ünï": {"k": 1}}

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 
 from lakehose.ids import uuid7_batch
-from lakehose.registry.schema import INT64_MAX, INT64_MIN, Field, StreamSchema
+from lakehose.registry.schema import EXTRA_COLUMN, INT64_MAX, INT64_MIN, Field, StreamSchema
 
 UNSET = msgspec.UNSET
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -66,7 +66,7 @@ def _annotation(f: Field, struct_name: str) -> Any:
 
 
 def _struct(name: str, fields: Sequence[Field], envelope: bool,
-            tag: str | None = None) -> type[msgspec.Struct]:
+            tag: str | None = None, keep_extra: bool = False) -> type[msgspec.Struct]:
     specs: list[Any] = []
     for f in fields:
         ann = _annotation(f, name)
@@ -80,8 +80,15 @@ def _struct(name: str, fields: Sequence[Field], envelope: bool,
             ("ts", dt.datetime | int | None | msgspec.UnsetType, UNSET),
             ("received_at", Any, UNSET),
         ]
+    if keep_extra:  # unknown top-level fields, kept as JSON text (policy "keep")
+        specs.append(("extra_", str | msgspec.UnsetType, UNSET))
+        if all(f.name != "type" for f in fields):
+            specs.append(("type", Any, UNSET))
     # Required fields first: msgspec wants fields without defaults before the rest.
     specs.sort(key=lambda spec: len(spec) == 3)
+    if keep_extra:
+        return msgspec.defstruct(name, specs, forbid_unknown_fields=False, omit_defaults=True,
+                                 rename={"extra_": EXTRA_COLUMN})
     if tag is None:
         return msgspec.defstruct(name, specs, forbid_unknown_fields=True, omit_defaults=True)
     return msgspec.defstruct(name, specs, forbid_unknown_fields=True, omit_defaults=True,
@@ -106,6 +113,11 @@ class MixedDecoder:
             return self._array.decode(body) if shape == "array" else self._one.decode_lines(body)
         except msgspec.DecodeError:  # invalid events or syntax: the slow path names them
             return None
+
+
+_RAW_ONE = msgspec.json.Decoder(msgspec.Raw)
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 class TypeOnly(msgspec.Struct):
@@ -178,20 +190,40 @@ class StreamValidator:
         self.stream = stream
         self.version = version
         self.unknown_fields = unknown_fields
-        self.tagged = all(f.name != "type" for f in schema.fields)
+        self.keeps_extra = unknown_fields == "keep"
+        self.tagged = all(f.name != "type" for f in schema.fields) and not self.keeps_extra
         self.struct = _struct(f"Event_{stream}", schema.fields, envelope=True,
-                              tag=stream if self.tagged else None)
+                              tag=stream if self.tagged else None, keep_extra=self.keeps_extra)
         self._one = msgspec.json.Decoder(self.struct)
         self._many = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
         self._encoder = msgspec.json.Encoder()
+        self._known = {f.name for f in schema.fields} | {"event_id", "ts", "received_at", "type"}
 
     def decode_array(self, body: bytes) -> list[Any]:
         """All events of a JSON array body at once; raises ValidationError on the first bad one."""
+        if self.keeps_extra:
+            return self._all_or_raise(_RAW_LIST.decode(body))
         return self._many.decode(body)
 
     def decode_lines(self, body: bytes) -> list[Any]:
         """All events of an NDJSON body at once; raises ValidationError on the first bad one."""
+        if self.keeps_extra:
+            return self._all_or_raise(_RAW_ONE.decode_lines(body))
         return self._one.decode_lines(body)
+
+    def _all_or_raise(self, raws: Sequence[msgspec.Raw]) -> list[Any]:
+        good, errors = self.decode_each(raws, range(len(raws)))
+        if errors:
+            raise msgspec.ValidationError(errors[0].reason)
+        return good
+
+    def _decode_one(self, raw: msgspec.Raw | bytes) -> Any:
+        event: Any = self._one.decode(raw)
+        if self.keeps_extra:
+            extra = {k: v for k, v in _KEYS.decode(raw).items() if k not in self._known}
+            if extra:
+                event.extra_ = self._encoder.encode(extra).decode()
+        return event
 
     def decode_each(
         self, raws: Sequence[msgspec.Raw | bytes], indexes: Sequence[int]
@@ -201,7 +233,7 @@ class StreamValidator:
         errors: list[EventError] = []
         for raw, index in zip(raws, indexes):
             try:
-                good.append(self._one.decode(raw))
+                good.append(self._decode_one(raw))
             except msgspec.ValidationError as exc:
                 errors.append(translate(exc, index, strip_index=False))
         return good, errors
@@ -210,6 +242,8 @@ class StreamValidator:
         self, raws: Sequence[msgspec.Raw], indexes: Sequence[int]
     ) -> tuple[list[Any], list[EventError]]:
         """Events of this stream out of a mixed batch: one pass, per event only on failure."""
+        if self.keeps_extra:
+            return self.decode_each(raws, indexes)
         try:
             return self._many.decode(b"[" + b",".join(raws) + b"]"), []
         except msgspec.ValidationError:

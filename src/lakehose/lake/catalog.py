@@ -48,7 +48,7 @@ def ensure_table(catalog: SqlCatalog, settings: Settings, stream: Stream) -> Tab
         return catalog.load_table(identifier)
     except NoSuchTableError:
         pass
-    schema = iceberg_schema(stream.schema)
+    schema = iceberg_schema(stream.schema, extra_column=stream.unknown_fields == "keep")
     try:
         return catalog.create_table(identifier, schema=schema, partition_spec=partition_spec(schema),
                                     properties=TABLE_PROPERTIES)
@@ -56,11 +56,12 @@ def ensure_table(catalog: SqlCatalog, settings: Settings, stream: Stream) -> Tab
         return catalog.load_table(identifier)
 
 
-def evolve_table(catalog: SqlCatalog, settings: Settings, stream: str, schema: StreamSchema) -> Table:
+def evolve_table(catalog: SqlCatalog, settings: Settings, stream: str, schema: StreamSchema,
+                 extra_column: bool = False) -> Table:
     """Add the columns ``schema`` has and the table lacks; existing column ids are kept."""
     table = catalog.load_table(table_identifier(settings, stream))
     with table.update_schema() as update:
-        update.union_by_name(iceberg_schema(schema))
+        update.union_by_name(iceberg_schema(schema, extra_column))
     return table
 
 

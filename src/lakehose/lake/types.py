@@ -28,7 +28,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from lakehose.registry.schema import Field, StreamSchema
+from lakehose.registry.schema import EXTRA_COLUMN, Field, StreamSchema
 
 ENVELOPE = (("event_id", StringType()), ("ts", TimestamptzType()), ("received_at", TimestamptzType()))
 # The log stores these as integer epoch microseconds; they are cast after parsing.
@@ -69,10 +69,14 @@ def _fields(fields: Sequence[Field], ids: Iterator[int]) -> list[NestedField]:
     return out
 
 
-def iceberg_schema(schema: StreamSchema) -> Schema:
+def iceberg_schema(schema: StreamSchema, extra_column: bool = False) -> Schema:
+    """The table schema; ``extra_column`` adds ``_extra`` (unknown fields as JSON, policy keep)."""
     ids = _ids()
     envelope = [NestedField(next(ids), name, kind, required=False) for name, kind in ENVELOPE]
-    return Schema(*envelope, *_fields(schema.fields, ids))
+    fields = _fields(schema.fields, ids)
+    if extra_column:
+        fields.append(NestedField(next(ids), EXTRA_COLUMN, StringType(), required=False))
+    return Schema(*envelope, *fields)
 
 
 def partition_spec(schema: Schema) -> PartitionSpec:

@@ -24,6 +24,7 @@ Kind = Literal["string", "integer", "number", "boolean", "datetime", "array", "o
 STREAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 ENVELOPE_FIELDS = ("event_id", "ts", "received_at")
+EXTRA_COLUMN = "_extra"  # unknown fields as JSON text, for streams whose policy is "keep"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _KNOWN_KEYWORDS = {

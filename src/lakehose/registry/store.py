@@ -52,7 +52,7 @@ class Stream:
     schema: StreamSchema
     hints: dict[str, float]
     created_at: float
-    unknown_fields: str = "reject"  # reject | evolve: what an event with a field the schema lacks gets
+    unknown_fields: str = "reject"  # reject | evolve | keep: what happens to fields the schema lacks
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class SchemaVersion:
     created_at: float
 
 
-UNKNOWN_FIELD_POLICIES = ("reject", "evolve")
+UNKNOWN_FIELD_POLICIES = ("reject", "evolve", "keep")
 
 
 def check_policy(policy: str) -> None:
