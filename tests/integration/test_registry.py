@@ -138,3 +138,24 @@ def test_streams_are_created_over_http(running) -> None:  # type: ignore[no-unty
     time.sleep(1.5)
     assert writer.post("/v1/streams/purchase/events", json={"sku": "a", "cents": 5}).json()["accepted"] == 1
     wait_for_count(admin, "events.purchase", 1)
+
+
+def test_admin_tokens_manage_write_keys_over_http(running) -> None:  # type: ignore[no-untyped-def]
+    lh, server, _, admin = running
+    created = admin.post("/v1/keys", json={"name": "game-server", "auto_create": True})
+    assert created.status_code == 201
+    key = created.json()["key"]
+    listed = {k["name"]: k for k in admin.get("/v1/keys").json()["keys"]}
+    assert listed["game-server"]["auto_create"] is True and "key" not in listed["game-server"]
+    time.sleep(1.5)
+    client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
+    assert client.post("/v1/streams/level_complete/events",
+                       json={"user_id": "k", "level": 1}).json()["accepted"] == 1
+    assert admin.delete("/v1/keys/game-server").status_code == 200
+    assert admin.delete("/v1/keys/nobody").status_code == 404
+    time.sleep(1.5)
+    assert client.post("/v1/streams/level_complete/events", json={"user_id": "k", "level": 1}).status_code == 403
+    read_token = lh.run("tokens", "create", "viewer").stdout.strip()
+    time.sleep(1.5)
+    viewer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {read_token}"})
+    assert viewer.get("/v1/keys").status_code == 403

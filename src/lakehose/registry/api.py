@@ -1,4 +1,4 @@
-"""``/v1/streams``: list, read, create and update streams over HTTP (tokens required)."""
+"""``/v1/streams`` and ``/v1/keys``: manage streams and write keys over HTTP (tokens required)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     schema: dict[str, Any]
     hints: dict[str, float] = {}
+
+
+class KeyBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    auto_create: bool = False
 
 
 class UpdateBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -120,7 +125,40 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
         return JSONResponse({"versions": [{"version": v.version, "created_at": v.created_at,
                                            "schema": v.schema.document} for v in versions]})
 
+    async def keys(request: Request) -> Response:
+        if (refused := guard.check(request, "admin")) is not None:
+            return refused
+        credentials = registry.credentials
+        if request.method == "POST":
+            try:
+                body = msgspec.json.decode(await request.body(), type=KeyBody)
+                secret = await run_in_threadpool(credentials.create, "key", body.name, "write",
+                                                 body.auto_create)
+            except msgspec.DecodeError as exc:
+                return _error(400, "bad_request", f"expected {{\"name\", \"auto_create\"?}}: {exc}")
+            except AlreadyExists as exc:
+                return _error(409, "already_exists", str(exc))
+            except ValueError as exc:
+                return _error(400, "bad_request", str(exc))
+            return JSONResponse({"name": body.name, "key": secret,
+                                 "note": "shown once; only its hash is stored"}, status_code=201)
+        rows = await run_in_threadpool(credentials.list, "key")
+        return JSONResponse({"keys": [{"name": k.name, "prefix": k.prefix, "created_at": k.created_at,
+                                       "revoked_at": k.revoked_at, "auto_create": k.auto_create}
+                                      for k in rows]})
+
+    async def revoke_key(request: Request) -> Response:
+        if (refused := guard.check(request, "admin")) is not None:
+            return refused
+        try:
+            await run_in_threadpool(registry.credentials.revoke, "key", request.path_params["name"])
+        except NotFound as exc:
+            return _error(404, "not_found", str(exc))
+        return JSONResponse({"revoked": request.path_params["name"]})
+
     return [
+        Route("/v1/keys", keys, methods=["GET", "POST"]),
+        Route("/v1/keys/{name}", revoke_key, methods=["DELETE"]),
         Route("/v1/streams", listing, methods=["GET", "POST"]),
         Route("/v1/streams/{name}", one, methods=["GET", "PUT"]),
         Route("/v1/streams/{name}/history", history, methods=["GET"]),
