@@ -151,6 +151,22 @@ def measure_floor(bodies: list[bytes], events_per_body: int, seconds: float) -> 
 
 
 # processes --------------------------------------------------------------------
+def write_wrk_inputs(work: Path, bodies: list[bytes]) -> tuple[Path, Path]:
+    """One file per body, a list of them, and the Lua script that makes wrk cycle through them."""
+    body_dir = work / "bodies"
+    body_dir.mkdir()
+    paths = []
+    for i, body in enumerate(bodies):
+        path = body_dir / f"{i:05d}.json"
+        path.write_bytes(body)
+        paths.append(str(path))
+    list_file = work / "bodies.txt"
+    list_file.write_text("\n".join(paths) + "\n")
+    script = work / "rotate.lua"
+    script.write_text(WRK_SCRIPT)
+    return list_file, script
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -626,17 +642,7 @@ def main() -> int:
         demo = DemoEvents(args.seed)
         encoder = msgspec.json.Encoder()
         bodies = [encoder.encode(demo.batch(args.batch_size)) for _ in range(args.batches)]
-        body_dir = work / "bodies"
-        body_dir.mkdir()
-        paths = []
-        for i, body in enumerate(bodies):
-            path = body_dir / f"{i:05d}.json"
-            path.write_bytes(body)
-            paths.append(str(path))
-        list_file = work / "bodies.txt"
-        list_file.write_text("\n".join(paths) + "\n")
-        script = work / "rotate.lua"
-        script.write_text(WRK_SCRIPT)
+        list_file, script = write_wrk_inputs(work, bodies)
         body_bytes = sum(len(b) for b in bodies)
         n_events = args.batches * args.batch_size
         avg_event = (body_bytes - args.batches * (args.batch_size + 1)) / n_events

@@ -41,7 +41,7 @@ import duckdb
 import httpx
 import msgspec
 
-from collector_bench import WRK_SCRIPT, accepted_total, cli, free_port, http_get
+from collector_bench import accepted_total, cli, free_port, http_get, write_wrk_inputs
 from lakehose.config import load_settings
 from lakehose.delivery.worker import Deliverer
 from lakehose.demo import DEMO_SCHEMAS, DemoEvents, demo_schema_files
@@ -281,17 +281,7 @@ def main() -> int:
         delivery, delivered, took = delivery_alone(bodies, work)
         print(f"lakehose delivery: {delivered:,} events in {took:.2f} s = {delivery:,.0f} events/s",
               flush=True)
-        body_dir = work / "bodies"
-        body_dir.mkdir()
-        paths = []
-        for i, body in enumerate(bodies):
-            path = body_dir / f"{i:05d}.json"
-            path.write_bytes(body)
-            paths.append(str(path))
-        bodies_list = work / "bodies.txt"
-        bodies_list.write_text("\n".join(paths) + "\n")
-        script = work / "rotate.lua"
-        script.write_text(WRK_SCRIPT)
+        bodies_list, script = write_wrk_inputs(work, bodies)
         e2e = end_to_end(work, bodies_list, script, args.seconds, args.max_seconds, args.connections)
         print(f"end to end: {e2e['accepted']:,.0f} events accepted in {e2e['load_seconds']:.1f} s "
               f"({e2e['accept_rate']:,.0f}/s), all committed after {e2e['committed_seconds']:.1f} s; "
