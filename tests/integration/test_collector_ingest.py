@@ -142,16 +142,18 @@ def test_full_valid_batch_is_stored_exactly_with_envelope(client: httpx.Client, 
 
 
 def test_client_cannot_set_received_at_or_another_type(client: httpx.Client, data_dir: Path) -> None:
-    """``received_at`` is always the collector's clock; a ``type`` naming another stream is refused."""
+    """``received_at`` is the collector's clock: a client's is refused, as is a foreign ``type``."""
     tag = new_tag()
-    events = [valid(tag, 0, received_at=0, type=STREAM), valid(tag, 1, received_at="yesterday"),
-              valid(tag, 2, type="purchase")]
+    events = [valid(tag, 0, type=STREAM), valid(tag, 1, received_at="yesterday"),
+              valid(tag, 2, type="purchase"), valid(tag, 3, received_at=0)]
     before = now_us()
     answer = client.post(EVENTS_PATH, json=events).json()
-    assert answer["accepted"] == 2
-    assert [(e["index"], e["code"], e["path"]) for e in answer["errors"]] == [(2, "wrong_stream", "$.type")]
+    assert answer["accepted"] == 1
+    assert [(e["index"], e["code"], e["path"]) for e in answer["errors"]] == [
+        (1, "reserved_field", "$.received_at"), (2, "wrong_stream", "$.type"),
+        (3, "reserved_field", "$.received_at")]
     got = stored(data_dir, tag)
-    assert [without_envelope(e) for e in got] == [valid(tag, 0), valid(tag, 1)]
+    assert [without_envelope(e) for e in got] == [valid(tag, 0)]
     assert all(e["received_at"] >= before for e in got)
     assert all(e["type"] == STREAM for e in got)
 

@@ -115,6 +115,45 @@ class MixedDecoder:
             return None
 
 
+_OUTSIDE_YEARS = "date-time outside the years 1 to 9999 once converted to UTC"
+_MIN_US = (dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc) - _EPOCH) // _ONE_US
+_MAX_US = (dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc) - _EPOCH) // _ONE_US
+
+# For each field whose subtree holds a date-time: (name, is_list, sub-plan); () marks a date-time.
+_Plan = tuple[tuple[str, bool, Any], ...]
+
+
+def _datetime_plan(fields: Sequence[Field]) -> _Plan:
+    plan: list[tuple[str, bool, Any]] = []
+    for f in fields:
+        node = f.items if f.kind == "array" and f.items is not None else f
+        if node.kind == "datetime":
+            plan.append((f.name, f.kind == "array", ()))
+        elif node.kind == "object" and (sub := _datetime_plan(node.properties)):
+            plan.append((f.name, f.kind == "array", sub))
+    return tuple(plan)
+
+
+def _outside_years(value: Any, plan: _Plan, path: str) -> str | None:
+    """The path of a date-time that cannot be expressed in UTC (it would break Parquet stats)."""
+    for name, is_list, sub in plan:
+        child = getattr(value, name, None)
+        if child is None or child is UNSET:
+            continue
+        for item in (child if is_list else (child,)):
+            if item is None:
+                continue
+            if sub == ():
+                if item.tzinfo is not None:
+                    try:
+                        item.astimezone(dt.timezone.utc)
+                    except OverflowError:
+                        return f"{path}.{name}"
+            elif (bad := _outside_years(item, sub, f"{path}.{name}")) is not None:
+                return bad
+    return None
+
+
 _RAW_ONE = msgspec.json.Decoder(msgspec.Raw)
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -154,10 +193,10 @@ def translate(error: msgspec.ValidationError, index: int, strip_index: bool) -> 
     if m := re.match(r"Expected `([^`]*)`, got `([^`]*)`", msg):
         expected = _words(m.group(1))
         return EventError(index, "type_mismatch", path, f"expected {expected}, got {_words(m.group(2))}")
-    if m := re.match(r"Object contains unknown field `([^`]*)`", msg):
+    if m := re.match(r"Object contains unknown field `(.*)`$", msg, re.S):
         return EventError(index, "unknown_field", f"{path}.{m.group(1)}",
                           f"field {m.group(1)!r} is not in the stream's schema")
-    if m := re.match(r"Object missing required field `([^`]*)`", msg):
+    if m := re.match(r"Object missing required field `(.*)`$", msg, re.S):
         return EventError(index, "missing_field", f"{path}.{m.group(1)}",
                           f"required field {m.group(1)!r} is missing")
     if msg.startswith("Invalid value") and path.endswith(".type"):
@@ -198,6 +237,7 @@ class StreamValidator:
         self._many = msgspec.json.Decoder(list[self.struct])  # type: ignore[name-defined]
         self._encoder = msgspec.json.Encoder()
         self._known = {f.name for f in schema.fields} | {"event_id", "ts", "received_at", "type"}
+        self._datetime_plan = _datetime_plan(schema.fields)
 
     def decode_array(self, body: bytes) -> list[Any]:
         """All events of a JSON array body at once; raises ValidationError on the first bad one."""
@@ -272,6 +312,19 @@ class StreamValidator:
                 if ts.tzinfo is None:
                     ts = ts.replace(tzinfo=dt.timezone.utc)
                 ts_us = (ts - _EPOCH) // _ONE_US
+                if not _MIN_US <= ts_us <= _MAX_US:
+                    errors.append(EventError(index, "out_of_range", "$.ts", _OUTSIDE_YEARS,
+                                             self._encoder.encode(event)))
+                    continue
+            if event.received_at is not UNSET:
+                errors.append(EventError(index, "reserved_field", "$.received_at",
+                                         "received_at is set by the collector; send the event "
+                                         "time as ts", self._encoder.encode(event)))
+                continue
+            if self._datetime_plan and (bad := _outside_years(event, self._datetime_plan, "$")):
+                errors.append(EventError(index, "out_of_range", bad, _OUTSIDE_YEARS,
+                                         self._encoder.encode(event)))
+                continue
             if ts_us > limit_us:
                 errors.append(EventError(index, "ts_in_future", "$.ts",
                                          "event time is further in the future than allowed",
