@@ -15,6 +15,7 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, 
 from pyiceberg.table import Table
 
 from lakehose.config import Settings
+from lakehose.lake import pyiceberg_fixes
 from lakehose.lake.types import iceberg_schema, partition_spec
 from lakehose.registry.schema import StreamSchema
 from lakehose.registry.store import Stream
@@ -28,6 +29,7 @@ TABLE_PROPERTIES = {
 
 
 def open_catalog(settings: Settings) -> SqlCatalog:
+    pyiceberg_fixes.apply()
     catalog = SqlCatalog("lakehose", uri=settings.catalog_uri, warehouse=settings.warehouse_uri,
                          init_catalog_tables="true")
     try:
