@@ -140,16 +140,18 @@ def _outside_years(value: Any, plan: _Plan, path: str) -> str | None:
         child = getattr(value, name, None)
         if child is None or child is UNSET:
             continue
-        for item in (child if is_list else (child,)):
+        items = enumerate(child) if is_list else ((None, child),)
+        for position, item in items:
             if item is None:
                 continue
+            where = f"{path}.{name}" if position is None else f"{path}.{name}[{position}]"
             if sub == ():
                 if item.tzinfo is not None:
                     try:
                         item.astimezone(dt.timezone.utc)
                     except OverflowError:
-                        return f"{path}.{name}"
-            elif (bad := _outside_years(item, sub, f"{path}.{name}")) is not None:
+                        return where
+            elif (bad := _outside_years(item, sub, where)) is not None:
                 return bad
     return None
 
