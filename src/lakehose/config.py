@@ -9,6 +9,7 @@ embedded and at scale; their defaults live inside the data folder.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -167,6 +168,13 @@ def parse_settings(
         for key in keys:
             if getattr(getattr(settings, section), key) <= 0:
                 problems.append(f"[{section}] {key} must be positive")
+    registry = settings.registry
+    if registry.auto_create_unknown_fields not in ("reject", "evolve", "keep"):
+        problems.append("[registry] auto_create_unknown_fields must be reject, evolve or keep")
+    try:
+        re.compile(registry.auto_create_pattern)
+    except re.error as exc:
+        problems.append(f"[registry] auto_create_pattern is not a regular expression: {exc}")
     if problems:
         raise ConfigError(problems)
     return settings

@@ -50,3 +50,12 @@ def test_registry_limits_have_defaults_and_are_checked() -> None:
             "[registry] max_streams must be positive"} <= set(caught.value.problems)
     with pytest.raises(ConfigError, match="max_colums"):
         parse_settings({"registry": {"max_colums": 1}}, {}, None)
+
+
+def test_registry_policy_and_pattern_are_checked() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"registry": {"auto_create_unknown_fields": "ignore",
+                                     "auto_create_pattern": "[unclosed"}}, {}, None)
+    assert len(caught.value.problems) == 2
+    settings = parse_settings({}, {"LAKEHOSE_REGISTRY__AUTO_CREATE": "true"}, None)
+    assert settings.registry.auto_create is True
