@@ -46,18 +46,24 @@ def presented_secret(headers: Headers, *, allow_write_key_header: bool) -> str |
     return None
 
 
+def _holder(secret: str, holders: Mapping[str, Holder], what: str, code: str) -> Holder:
+    """The live holder of ``secret``; 403 when it is unknown or revoked."""
+    holder = holders.get(hash_secret(secret))
+    if holder is None:
+        raise AuthError(403, f"unknown_{code}", f"this {what} is not known"
+                        + (" (write keys cannot read)" if code == "token" else ""))
+    if holder.revoked:
+        raise AuthError(403, f"revoked_{code}", f"{what} {holder.name!r} has been revoked")
+    return holder
+
+
 def authenticate_write(headers: Headers, keys: Mapping[str, Holder]) -> Holder:
     """The write key that authorises an ingestion request; raises AuthError (401/403)."""
     key = presented_secret(headers, allow_write_key_header=True)
     if key is None:
         raise AuthError(401, "missing_key", "no write key: send 'Authorization: Bearer KEY', "
                         "'X-Write-Key: KEY', or the key as the Basic auth user")
-    holder = keys.get(hash_secret(key))
-    if holder is None:
-        raise AuthError(403, "unknown_key", "this write key is not known")
-    if holder.revoked:
-        raise AuthError(403, "revoked_key", f"write key {holder.name!r} has been revoked")
-    return holder
+    return _holder(key, keys, "write key", "key")
 
 
 def authenticate_token(headers: Headers, tokens: Mapping[str, Holder], need: Kind) -> Holder:
@@ -66,11 +72,7 @@ def authenticate_token(headers: Headers, tokens: Mapping[str, Holder], need: Kin
     if token is None:
         raise AuthError(401, "missing_token", "no token: send 'Authorization: Bearer TOKEN' "
                         "(create one with: lakehose tokens create NAME)")
-    holder = tokens.get(hash_secret(token))
-    if holder is None:
-        raise AuthError(403, "unknown_token", "this token is not known (write keys cannot read)")
-    if holder.revoked:
-        raise AuthError(403, "revoked_token", f"token {holder.name!r} has been revoked")
+    holder = _holder(token, tokens, "token", "token")
     if need == "admin" and holder.kind != "admin":
         raise AuthError(403, "admin_required", f"token {holder.name!r} can read but not manage; "
                         "use an admin token")

@@ -11,6 +11,11 @@ from conftest import LEVEL_SCHEMA, Lakehose
 from lake_support import query, wait_for_count
 
 
+def start_up(lh: Lakehose) -> tuple[httpx.Client, httpx.Client]:
+    server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5"}).start()
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"}), lh.reader(server)
+
+
 def test_auto_created_stream_is_queryable_with_inferred_types(lh: Lakehose) -> None:
     auto_key = lh.run("keys", "create", "sdk", "--auto-create").stdout.strip()
     server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5"}).start()
@@ -39,12 +44,8 @@ def test_auto_created_stream_is_queryable_with_inferred_types(lh: Lakehose) -> N
 
 
 def test_evolve_adds_fields_and_keeps_the_values(lh: Lakehose) -> None:
-    schema_file = lh.data_dir / "level.json"
-    schema_file.write_text(json.dumps(LEVEL_SCHEMA))
-    lh.run("streams", "create", "level_complete", "--schema", str(schema_file), "--unknown-fields", "evolve")
-    server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5"}).start()
-    writer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"})
-    reader = lh.reader(server)
+    lh.create_stream("level_complete", LEVEL_SCHEMA, "--unknown-fields", "evolve")
+    writer, reader = start_up(lh)
     answer = writer.post("/v1/streams/level_complete/events", json=[
         {"user_id": "a", "level": 1, "coins": 5, "device": {"os": "ios", "locale": "fr"}},
         {"user_id": "b", "level": 2, "nothing": None}]).json()
@@ -71,12 +72,8 @@ def test_reject_policy_names_the_field(lh: Lakehose) -> None:
 
 
 def test_keep_policy_stores_unknown_fields_as_json(lh: Lakehose) -> None:
-    schema_file = lh.data_dir / "level.json"
-    schema_file.write_text(json.dumps(LEVEL_SCHEMA))
-    lh.run("streams", "create", "level_complete", "--schema", str(schema_file), "--unknown-fields", "keep")
-    server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5"}).start()
-    writer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"})
-    reader = lh.reader(server)
+    lh.create_stream("level_complete", LEVEL_SCHEMA, "--unknown-fields", "keep")
+    writer, reader = start_up(lh)
     answer = writer.post("/v1/events", json=[
         {"type": "level_complete", "user_id": "a", "level": 1, "coins": 5, "tags": ["x"], "ünï": {"k": 1}},
         {"type": "level_complete", "user_id": "b", "level": "two", "coins": 1},

@@ -21,6 +21,14 @@ def wait_rejected(reader: httpx.Client, expected: int) -> None:
     raise AssertionError("rejected rows did not land")
 
 
+def add_coins_to_the_schema(lh: Lakehose) -> None:
+    v2 = copy.deepcopy(LEVEL_SCHEMA)
+    v2["properties"]["coins"] = {"type": "integer"}
+    path = lh.data_dir / "v2.json"
+    path.write_text(json.dumps(v2))
+    lh.run("streams", "update", "level_complete", "--schema", str(path))
+
+
 def test_fix_the_schema_then_replay_lands_each_event_once(lh: Lakehose) -> None:
     lh.create_stream("level_complete")
     server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.3"}).start()
@@ -35,11 +43,7 @@ def test_fix_the_schema_then_replay_lands_each_event_once(lh: Lakehose) -> None:
     wait_for_count(reader, "level_complete", 1)
     wait_rejected(reader, 7)
 
-    v2 = copy.deepcopy(LEVEL_SCHEMA)
-    v2["properties"]["coins"] = {"type": "integer"}
-    path = lh.data_dir / "v2.json"
-    path.write_text(json.dumps(v2))
-    lh.run("streams", "update", "level_complete", "--schema", str(path))
+    add_coins_to_the_schema(lh)
 
     out = lh.run("rejected", "replay", "--stream", "level_complete").stdout
     assert "replayed 6 events" in out and "1 type_mismatch" in out
@@ -79,11 +83,7 @@ def test_a_replay_interrupted_after_its_append_is_finished_not_repeated(lh: Lake
     table.transaction().set_properties({BATCH_PROPERTY + "crashed": json.dumps([first_id])}) \
         .commit_transaction()
 
-    v2 = copy.deepcopy(LEVEL_SCHEMA)
-    v2["properties"]["coins"] = {"type": "integer"}
-    path = lh.data_dir / "v2.json"
-    path.write_text(json.dumps(v2))
-    lh.run("streams", "update", "level_complete", "--schema", str(path))
+    add_coins_to_the_schema(lh)
     out = lh.run("rejected", "replay", "--stream", "level_complete").stdout
     assert "replayed 2 events" in out and "finished 1 from an interrupted replay" in out
     table.refresh()

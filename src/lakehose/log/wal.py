@@ -277,9 +277,6 @@ class WriteAheadLog(Log):
         except FileNotFoundError:
             return []
 
-    def streams(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("_"))
-
     def end_offset(self, stream: str, partition: int) -> int:
         segments = self._segments(stream, partition)
         bases = segments.bases()
