@@ -38,11 +38,22 @@ class LogSettings(_Section):
     segment_bytes: int = msgspec.field(default=64 * MiB)
     max_bytes: int = 20 * GiB
     min_free_disk_bytes: int = 1 * GiB
+    # kafka:// only: partitions of a stream's topic when lakehose creates it, the topic
+    # name prefix, and how long an append may wait for the brokers before a 503.
+    partitions: int = 6
+    topic_prefix: str = "lakehose."
+    kafka_timeout_seconds: float = 10.0
 
 
 class LakeSettings(_Section):
-    warehouse: str = ""  # default: file://<data-dir>/warehouse
+    warehouse: str = ""  # default: file://<data-dir>/warehouse; or s3://bucket/prefix
     namespace: str = "events"
+    # s3:// only; each empty one falls back to AWS_ENDPOINT_URL, AWS_REGION (or
+    # AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+    s3_endpoint: str = ""  # e.g. http://127.0.0.1:9000 for an S3-API server; path-style URLs
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
 
 
 class CollectorSettings(_Section):
@@ -105,7 +116,7 @@ class Settings(_Section):
 
 
 _POSITIVE = {
-    "log": ("segment_bytes", "max_bytes"),
+    "log": ("segment_bytes", "max_bytes", "partitions", "kafka_timeout_seconds"),
     "collector": ("max_body_bytes", "max_events_per_request", "max_event_bytes",
                   "max_inflight_requests", "body_timeout_seconds"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),
