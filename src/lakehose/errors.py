@@ -65,6 +65,12 @@ class LogFull(LakehoseError):
     transient = True
 
 
+class LogUnavailable(LakehoseError):
+    """The log's servers did not take an append in time (Kafka down or too slow)."""
+
+    transient = True
+
+
 class LogCorrupt(LakehoseError):
     """A sealed log segment failed its checksum: data was damaged at rest."""
 

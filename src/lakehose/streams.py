@@ -19,6 +19,7 @@ from lakehose.config import Settings
 from lakehose.errors import IncompatibleSchema, LimitReached, SchemaError
 from lakehose.lake.catalog import ensure_table, evolve_table, open_catalog
 from lakehose.lake.rejected import ensure_rejected_table
+from lakehose.log import REJECTED_TOPIC, open_log
 from lakehose.registry.compat import incompatibilities
 from lakehose.registry.infer import infer_schema, with_new_fields
 from lakehose.registry.schema import StreamSchema, count_columns, deepest_field, parse_schema
@@ -48,6 +49,8 @@ def check_schema_limits(settings: Settings, schema: StreamSchema,
 def create_stream(settings: Settings, name: str, document: Any,
                   hints: Mapping[str, Any] | None = None, unknown_fields: str = "reject") -> Stream:
     check_schema_limits(settings, parse_schema(document))
+    # the stream's topic first: if the log cannot take it, nothing is registered
+    open_log(settings.log_uri, options=settings.log).ensure_topics([name, REJECTED_TOPIC])
     stream = Registry(settings.catalog_uri).create_stream(
         name, document, hints, max_streams=settings.registry.max_streams,
         unknown_fields=unknown_fields)

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from lakehose.errors import LogCorrupt
+from lakehose.config import LogSettings
 from lakehose.log import open_log
 from lakehose.log.wal import HEADER_SIZE
 
 
 def append_all(directory: Path, payloads: list[bytes], segment_bytes: int = 1000) -> None:
     async def run() -> None:
-        log = open_log(f"wal://{directory}", segment_bytes=segment_bytes, writer=True)
+        log = open_log(f"wal://{directory}", writer=True, options=LogSettings(segment_bytes=segment_bytes))
         for payload in payloads:
             await log.append([("s", payload, 1)])
         log.close()

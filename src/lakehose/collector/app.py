@@ -34,6 +34,7 @@ from lakehose.collector.openapi import OPENAPI
 from lakehose.collector.rejects import event_rejections, request_rejection
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
+from lakehose.errors import LogUnavailable
 from lakehose.log import REJECTED_TOPIC, Log, open_log
 from lakehose.registry.credentials import Holder
 from lakehose.registry.store import Registry
@@ -79,6 +80,7 @@ class Collector:
         self.inflight = 0
         self.log: Log | None = None
         self._fingerprint: tuple[int, float] | None = None
+        self._topics_ready = False
         self._log_dir = settings.log_uri.removeprefix("wal://")
 
     # background refresh ---------------------------------------------------
@@ -95,8 +97,15 @@ class Collector:
                     else StreamValidator(stream.name, stream.schema, stream.version, stream.unknown_fields)
             self.ingestor.set_validators(fresh)
             self._fingerprint = fingerprint
-        self.keys = self.registry.credentials.holders("key")
+            self._topics_ready = False
         assert self.log is not None
+        if not self._topics_ready:
+            try:  # appends to a stream without its topic fail (503) until this succeeds
+                self.log.ensure_topics([*self.ingestor.validators, REJECTED_TOPIC])
+                self._topics_ready = True
+            except LogUnavailable as exc:
+                print(f"collector: {exc}", flush=True)
+        self.keys = self.registry.credentials.holders("key")
         log_settings = self.settings.log
         self.pressure.log_bytes = self.log.size_bytes()
         with contextlib.suppress(OSError):
@@ -122,8 +131,7 @@ class Collector:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
-        self.log = open_log(self.settings.log_uri, segment_bytes=self.settings.log.segment_bytes,
-                            writer=True)
+        self.log = open_log(self.settings.log_uri, writer=True, options=self.settings.log)
         await asyncio.to_thread(self.refresh)
         task = asyncio.create_task(self.refresh_forever())
         try:
@@ -200,9 +208,10 @@ class Collector:
                 assert self.log is not None
                 try:
                     await self.log.append(batches)
-                except OSError as exc:
+                except (OSError, LogUnavailable) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                     return error_response(503, "log_unavailable",
-                                          f"the log could not store the events: {exc.strerror or exc}",
+                                          f"the log could not store the events: {reason}",
                                           c.retry_after_seconds)
             self._count(prepared)
             metrics.ACK_LATENCY.observe(time.perf_counter() - started)
@@ -229,7 +238,7 @@ class Collector:
         if self.log is None or self.pressure.full_reason is not None:
             return
         label = stream if stream in self.ingestor.validators else None
-        with contextlib.suppress(OSError):  # the 4xx answer matters more than its record
+        with contextlib.suppress(OSError, LogUnavailable):  # the 4xx answer matters more than its record
             await self.log.append([(REJECTED_TOPIC,
                                     request_rejection(label, code, reason, body, key_name), 1)])
 

@@ -1,15 +1,19 @@
 """The delivery loop: read each stream's log, buffer as Arrow, commit with offsets.
 
 Exactly once: a table's commit carries, in the same Iceberg metadata change,
-the log offsets up to which its rows go (table property ``lakehose.offsets``).
-On start a stream resumes from those offsets, so a crash before a commit re-
-reads what was not committed and a crash after it skips what was. Only after
-the commit are fully delivered log segments released.
+the log offsets up to which its rows go (a table property per log partition,
+see ``lake.offsets``). On start a stream resumes from those offsets, so a crash
+before a commit re-reads what was not committed and a crash after it skips what
+was. A commit also requires the offsets it starts from to be still in place, so
+when workers share a Kafka log and a partition moves between them, the one
+whose rows were already delivered by the other drops its buffer and goes back
+to the table's offsets. Only after the commit is the log told what it may free.
 
 A batch is committed when it reaches the stream's ``max_events`` or
 ``max_bytes`` (of JSON read), when its oldest event has waited ``max_seconds``,
 or when all buffers together exceed the memory budget (largest first).
-Only one delivery process may serve a ``wal://`` log: it holds a lock file.
+Only one delivery process may serve a ``wal://`` log (it holds a lock file);
+any number may share a ``kafka://`` log, as one consumer group.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ from pathlib import Path
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
 from lakehose import metrics
 from lakehose.config import Settings
 from lakehose.delivery.convert import Converter, Unconvertible
-from lakehose.lake.catalog import committed_offsets, ensure_table, offsets_property, open_catalog
+from lakehose.lake.catalog import ensure_table, open_catalog
+from lakehose.lake.offsets import OffsetsMoved, commit_with_offsets, read_offsets
 from lakehose.lake.rejected import append_delivery_rejections, ensure_rejected_table
 from lakehose.log import REJECTED_TOPIC, Log, open_log
 from lakehose.registry.store import Registry, Stream
@@ -37,7 +41,7 @@ from lakehose.registry.store import Registry, Stream
 READ_CHUNK_BYTES = 16 << 20
 POLL_SECONDS = 0.1
 REGISTRY_REFRESH_SECONDS = 2.0
-COMMIT_RETRIES = 5
+DRAIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,21 @@ class StreamDelivery:
         self.version = version
         self.table = table
         self.hints = hints
-        self.committed = committed_offsets(table)
+        self.committed = read_offsets(table)
         self.position = dict(self.committed)
         self.converter = Converter(table.schema().as_arrow())
         self.buffer = Buffer()
+
+    def restart_from_table(self) -> None:
+        """Drop what is buffered and read again from the offsets the table holds now."""
+        self.table.refresh()
+        self.committed = read_offsets(self.table)
+        self.position = dict(self.committed)
+        self.buffer.clear()
+
+    def unsaved_offsets(self) -> dict[int, int]:
+        """Partitions read past their committed offset, with how far."""
+        return {p: o for p, o in self.position.items() if self.committed.get(p) != o}
 
     def due(self, now_ms: int) -> bool:
         b = self.buffer
@@ -98,10 +113,11 @@ class Deliverer:
         self.registry = Registry(settings.catalog_uri)
         self.catalog: SqlCatalog = open_catalog(settings)
         self.rejected_table = ensure_rejected_table(self.catalog, settings)
-        self.log: Log = open_log(settings.log_uri, segment_bytes=settings.log.segment_bytes)
+        self.log: Log = open_log(settings.log_uri, options=settings.log)
         self.streams: dict[str, StreamDelivery] = {}
         self.stopping = stopping or threading.Event()
         self._registry_checked = 0.0
+        self._generation = self.log.assignment_generation()
 
     # setup -------------------------------------------------------------------
     def refresh_streams(self) -> None:
@@ -162,26 +178,21 @@ class Deliverer:
     def flush(self, sd: StreamDelivery) -> None:
         """Commit the buffer and the offsets it reaches, in one Iceberg commit."""
         b = sd.buffer
-        if b.oldest_ms is None and sd.position == sd.committed:
+        unsaved = sd.unsaved_offsets()
+        if b.oldest_ms is None and not unsaved:
             return
         started = time.perf_counter()
-        if b.rejected:
-            self.rejected_table.refresh()
-            append_delivery_rejections(self.rejected_table, sd.name, b.rejected, sd.position)
-            self.rejected_table.refresh()
-            metrics.DELIVERY_REJECTED.labels(sd.name).inc(len(b.rejected))
         data = pa.concat_tables(b.tables) if b.tables else None
-        for attempt in range(COMMIT_RETRIES):
-            try:
-                with sd.table.transaction() as tx:
-                    if data is not None and data.num_rows:
-                        tx.append(data)
-                    tx.set_properties(offsets_property(sd.position))
-                break
-            except CommitFailedException:
-                if attempt == COMMIT_RETRIES - 1:
-                    raise
-                sd.table.refresh()
+        try:
+            if b.rejected:
+                append_delivery_rejections(self.rejected_table, sd.name, b.rejected, unsaved)
+                metrics.DELIVERY_REJECTED.labels(sd.name).inc(len(b.rejected))
+            commit_with_offsets(sd.table, data, sd.committed, unsaved)
+        except OffsetsMoved as exc:
+            print(f"deliver: {exc}; another worker delivered these events, reading again from the "
+                  f"table's offsets", flush=True)
+            sd.restart_from_table()
+            return
         sd.committed = dict(sd.position)
         rows = data.num_rows if data is not None else 0
         metrics.BATCHES_COMMITTED.labels(sd.name).inc()
@@ -191,17 +202,28 @@ class Deliverer:
         b.clear()
         self.log.mark_delivered(sd.name, sd.committed)
 
+    def follow_assignment(self) -> None:
+        """After partitions moved between workers, every stream restarts from its table."""
+        generation = self.log.assignment_generation()
+        if generation != self._generation:
+            self._generation = generation
+            for sd in self.streams.values():
+                sd.restart_from_table()
+
     def run(self) -> None:
         self.refresh_streams()
         while not self.stopping.is_set():
             if time.monotonic() - self._registry_checked > REGISTRY_REFRESH_SECONDS:
                 self.refresh_streams()
+            self.follow_assignment()
             progressed = self.poll()
             self.flush_due()
             if not progressed:
                 self.stopping.wait(POLL_SECONDS)
-        # graceful stop: take what is in the log now, commit everything, exit
-        while self.poll():
+        # graceful stop: take what is in the log now, commit everything, exit (bounded:
+        # on a shared log, collectors may go on appending while this worker stops)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self.poll() and time.monotonic() < deadline:
             self.flush_due()
         for sd in self.streams.values():
             self.flush(sd)
@@ -222,9 +244,10 @@ def acquire_delivery_lock(settings: Settings) -> int:
 
 def run_delivery(settings: Settings, stopping: threading.Event) -> None:
     """Deliver until ``stopping`` is set, then drain the log and commit everything."""
-    lock = acquire_delivery_lock(settings)
+    lock = acquire_delivery_lock(settings) if settings.log_uri.startswith("wal://") else None
     deliverer = Deliverer(settings, stopping)
     try:
         deliverer.run()
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)

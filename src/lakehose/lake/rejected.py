@@ -3,15 +3,14 @@
 Collector rejections arrive through the log topic ``_rejected`` and are
 delivered like any stream (offsets in the commit). Delivery's own rejections
 (events it could not convert) are appended before the data commit of the same
-log range, and the table records, per stream, the log offsets those rows
-cover; a delivery that restarts after a crash between the two commits skips
-the rows already there, so a rejection is recorded exactly once.
+log range, and the table records, per stream and partition, the log offsets
+those rows cover; a delivery that restarts after a crash between the two
+commits skips the rows already there, so a rejection is recorded exactly once.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
@@ -25,6 +24,7 @@ from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
 from lakehose.config import Settings
 from lakehose.delivery.convert import Unconvertible
 from lakehose.lake.catalog import TABLE_PROPERTIES
+from lakehose.lake.offsets import COMMIT_ATTEMPTS, OffsetsMoved, commit_with_offsets, read_offsets
 
 REJECTED_TABLE = "_rejected"
 _COVERED_PREFIX = "lakehose.rejected-offsets."
@@ -60,25 +60,27 @@ def ensure_rejected_table(catalog: SqlCatalog, settings: Settings) -> Table:
         return catalog.load_table(identifier)
 
 
-def covered_offsets(table: Table, stream: str) -> dict[int, int]:
-    raw = table.properties.get(_COVERED_PREFIX + stream)
-    return {int(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
-
-
 def append_delivery_rejections(table: Table, stream: str, rows: Sequence[Unconvertible],
-                               covered: dict[int, int]) -> None:
-    """Add rows not yet recorded, and move the stream's covered offsets to ``covered``."""
-    already = covered_offsets(table, stream)
-    fresh = [r for r in rows if r.offset >= already.get(r.partition, 0)]
-    merged = {**already, **{p: max(o, already.get(p, 0)) for p, o in covered.items()}}
-    arrow = pa.Table.from_pylist([{
-        "stream": stream, "reason": "unconvertible", "message": r.reason, "path": "$",
-        "payload": r.payload.decode("utf-8", "replace"),
-        "received_at": pa.scalar(r.appended_ms * 1000, pa.timestamp("us", tz="UTC")).as_py(),
-        "key_name": None, "source": "delivery", "log_partition": r.partition, "log_offset": r.offset,
-        "rejection_id": f"delivery-{stream}-{r.partition}-{r.offset}-{r.line}", "replayed_at": None,
-    } for r in fresh], schema=table.schema().as_arrow())
-    with table.transaction() as tx:
-        if fresh:
-            tx.append(arrow)
-        tx.set_properties({_COVERED_PREFIX + stream: json.dumps({str(k): v for k, v in merged.items()})})
+                               covered: Mapping[int, int]) -> None:
+    """Add rows not yet recorded, and move the stream's covered offsets up to ``covered``."""
+    prefix = f"{_COVERED_PREFIX}{stream}."
+    for _ in range(COMMIT_ATTEMPTS):
+        table.refresh()
+        already = read_offsets(table, prefix)
+        moving = {p: o for p, o in covered.items() if o > already.get(p, 0)}
+        if not moving:
+            return
+        fresh = [r for r in rows if r.offset >= already.get(r.partition, 0)]
+        arrow = pa.Table.from_pylist([{
+            "stream": stream, "reason": "unconvertible", "message": r.reason, "path": "$",
+            "payload": r.payload.decode("utf-8", "replace"),
+            "received_at": pa.scalar(r.appended_ms * 1000, pa.timestamp("us", tz="UTC")).as_py(),
+            "key_name": None, "source": "delivery", "log_partition": r.partition, "log_offset": r.offset,
+            "rejection_id": f"delivery-{stream}-{r.partition}-{r.offset}-{r.line}", "replayed_at": None,
+        } for r in fresh], schema=table.schema().as_arrow())
+        try:
+            commit_with_offsets(table, arrow, already, moving, prefix)
+            return
+        except OffsetsMoved:
+            continue  # another worker recorded some of these meanwhile: filter again
+    raise OffsetsMoved(f"{table.name()}: could not record {stream}'s rejections")

@@ -1,15 +1,17 @@
 """The durable log between collector and delivery, picked by URI scheme.
 
-``wal://DIR`` is the embedded write-ahead log; a Kafka backend implements the
-same interface later. A backend is imported only when its scheme is asked for.
+``wal://DIR`` is the embedded write-ahead log; ``kafka://host:port[,host:port]``
+puts it on Apache Kafka. A backend is imported only when its scheme is asked for.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
+
+from lakehose.config import LogSettings
 
 
 # The topic that carries rejected events to the ``events._rejected`` table. Stream
@@ -64,12 +66,29 @@ class Log(ABC):
     def close(self) -> None:
         """Flush and release files or connections."""
 
+    def ensure_topics(self, streams: Iterable[str]) -> None:
+        """Make sure the streams can be appended to (Kafka creates their topics; files need nothing)."""
 
-def open_log(uri: str, *, segment_bytes: int = 64 * 1024 * 1024, writer: bool = False) -> Log:
-    """Open the log named by ``uri``; ``writer`` claims a partition to append to."""
+    def assignment_generation(self) -> int:
+        """A number that changes whenever this reader gains or loses partitions.
+
+        A reader that shares the log with others (a Kafka consumer group) goes back to
+        the table's offsets when it changes; a sole reader's never changes.
+        """
+        return 0
+
+
+def open_log(uri: str, *, writer: bool = False, options: LogSettings | None = None) -> Log:
+    """Open the log named by ``uri``; for ``wal://`` a ``writer`` claims a partition to append to."""
+    options = options or LogSettings()
     parsed = urlparse(uri)
     if parsed.scheme == "wal":
         from lakehose.log.wal import WriteAheadLog
 
-        return WriteAheadLog(parsed.netloc + parsed.path, segment_bytes=segment_bytes, writer=writer)
-    raise ValueError(f"unsupported log URI {uri!r}: expected wal://DIR")
+        return WriteAheadLog(parsed.netloc + parsed.path, segment_bytes=options.segment_bytes,
+                             writer=writer)
+    if parsed.scheme == "kafka":
+        from lakehose.log.kafka import KafkaLog, kafka_brokers
+
+        return KafkaLog(kafka_brokers(uri.removeprefix("kafka://")), options)
+    raise ValueError(f"unsupported log URI {uri!r}: expected wal://DIR or kafka://host:port[,host:port]")
