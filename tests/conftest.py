@@ -1,9 +1,23 @@
-"""Fixtures that run lakehose the way users do: the CLI as a subprocess, HTTP on loopback."""
+"""Fixtures that run lakehose the way users do: the CLI as a subprocess, HTTP on loopback.
+
+Backends: tests run on the embedded backends (wal:// log, SQLite catalog, file://
+warehouse) unless they opt in to both sets with
+
+    pytestmark = pytest.mark.parametrize("backend", ["embedded", "scaled"], indirect=True)
+
+(or ``pytestmark = BOTH_BACKENDS``). The "scaled" run gets real Kafka, PostgreSQL and
+S3 servers (see services.py), shared by the session, with a fresh database, bucket
+and topic prefix per test; ``lh.services.kafka`` (``.postgres``, ``.s3``) can be
+killed and restarted by fault tests, and are revived after the test if left down.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+from services import KafkaService, PostgresService, S3Service, Service
 
 LEVEL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -107,12 +122,65 @@ class Server:
         return int(self.process.returncode)
 
 
-class Lakehose:
-    """A data folder with a stream and a write key, and ways to run processes on it."""
+@dataclasses.dataclass(frozen=True)
+class Services:
+    """The servers behind a "scaled" backend."""
 
-    def __init__(self, data_dir: Path) -> None:
+    kafka: KafkaService
+    postgres: PostgresService
+    s3: S3Service
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter((self.kafka, self.postgres, self.s3))
+
+
+class Backend(str):
+    """The backend name ("embedded" or "scaled"), with its lakehose config and servers."""
+
+    config: str
+    services: Services | None
+    tag: str  # the database, bucket and topic-prefix name of a scaled run
+
+    def __new__(cls, name: str, config: str = "", services: Services | None = None,
+                tag: str = "") -> Backend:
+        self = super().__new__(cls, name)
+        self.config, self.services, self.tag = config, services, tag
+        return self
+
+
+SCALED_CONFIG = """\
+[log]
+uri = "kafka://127.0.0.1:{kafka_port}"
+topic_prefix = "{tag}."
+partitions = 4
+kafka_timeout_seconds = 5
+[catalog]
+uri = "postgresql://postgres@127.0.0.1:{postgres_port}/{tag}"
+[lake]
+warehouse = "s3://{tag}/warehouse"
+s3_endpoint = "http://127.0.0.1:{s3_port}"
+s3_region = "us-east-1"
+s3_access_key_id = "test"
+s3_secret_access_key = "test"
+"""
+
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["embedded", "scaled"], indirect=True)
+
+
+class Lakehose:
+    """A data folder with a stream and a write key, and ways to run processes on it.
+
+    ``config`` is written to ``<data_dir>/lakehose.toml`` first; ``services`` are the
+    servers of a scaled backend (None when embedded).
+    """
+
+    def __init__(self, data_dir: Path, config: str = "", services: Services | None = None) -> None:
         self.data_dir = data_dir
+        self.services = services
         self.servers: list[Server] = []
+        if config:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            (data_dir / "lakehose.toml").write_text(config)
         self.key = lakehose("keys", "create", "test", data_dir=data_dir).stdout.strip()
         self.token = lakehose("tokens", "create", "test", "--admin", data_dir=data_dir).stdout.strip()
 
@@ -139,9 +207,82 @@ class Lakehose:
             server.kill()
 
 
+@pytest.fixture(scope="session")
+def kafka_service() -> Iterator[KafkaService]:
+    service = KafkaService()
+    try:
+        yield service.start()
+    finally:
+        service.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_service() -> Iterator[PostgresService]:
+    service = PostgresService()
+    try:
+        yield service.start()
+    finally:
+        service.close()
+
+
+@pytest.fixture(scope="session")
+def s3_service() -> Iterator[S3Service]:
+    service = S3Service()
+    try:
+        yield service.start()
+    finally:
+        service.close()
+
+
 @pytest.fixture
-def lh(tmp_path: Path) -> Iterator[Lakehose]:
-    home = Lakehose(tmp_path / "data")
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """"embedded" unless parametrized (indirect) with "scaled": then fresh places on real servers."""
+    name = getattr(request, "param", "embedded")
+    if name == "embedded":
+        yield Backend(name)
+        return
+    if name != "scaled":
+        raise ValueError(f"unknown backend {name!r}: embedded or scaled")
+    services = Services(request.getfixturevalue("kafka_service"),
+                        request.getfixturevalue("postgres_service"),
+                        request.getfixturevalue("s3_service"))
+    _revive(services)
+    tag = f"t{secrets.token_hex(5)}"  # a valid database, bucket and topic name
+    services.postgres.create_database(tag)
+    services.s3.create_bucket(tag)
+    config = SCALED_CONFIG.format(kafka_port=services.kafka.port, postgres_port=services.postgres.port,
+                                  s3_port=services.s3.port, tag=tag)
+    yield Backend(name, config, services, tag)
+    _revive(services)  # a fault test may have left one down
+    with contextlib.suppress(Exception):
+        services.postgres.drop_database(tag)
+    with contextlib.suppress(Exception):
+        services.s3.delete_bucket(tag)
+    with contextlib.suppress(Exception):
+        _delete_topics(services.kafka, f"{tag}.")
+
+
+def _revive(services: Services) -> None:
+    for service in services:
+        if service.running:
+            service.resume()  # harmless unless a test paused it
+        else:
+            service.start()
+
+
+def _delete_topics(kafka: KafkaService, prefix: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap, "log_level": 0})
+    names = [name for name in admin.list_topics(timeout=5).topics if name.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=10).values():
+            future.result(15)
+
+
+@pytest.fixture
+def lh(tmp_path: Path, backend: Backend) -> Iterator[Lakehose]:
+    home = Lakehose(tmp_path / "data", backend.config, backend.services)
     yield home
     home.close()
 
