@@ -1,26 +1,32 @@
 """Opening the Iceberg catalog and the table of each stream.
 
 The catalog is pyiceberg's SQL catalog in the same database as the stream
-registry (SQLite by default), so Iceberg's JDBC-catalog readers can attach to
-it; the warehouse is a URI (``file://`` or ``s3://``) handed to pyiceberg's IO,
-so no code here assumes a local path.
+registry: SQLite by default, or PostgreSQL (``postgresql://user:pass@host/db``,
+driven by psycopg 3). Its two tables, ``iceberg_tables`` and
+``iceberg_namespace_properties``, are the ones Apache Iceberg's JDBC catalog
+uses, with the same columns, so Trino, Spark or Flink can attach to the same
+database as a JDBC catalog named ``lakehose`` and read (or write) the same
+tables; keep their names and layout.
+
+The warehouse is a URI (``file://`` or ``s3://bucket/prefix``) handed to
+pyiceberg's IO with the S3 options of ``lakehose.lake.storage``, so no code
+here assumes a local path.
 """
 
 from __future__ import annotations
 
-import json
-
+import sqlalchemy as sa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
 
 from lakehose.config import Settings
 from lakehose.lake import pyiceberg_fixes
+from lakehose.lake.storage import fileio_properties
 from lakehose.lake.types import iceberg_schema, partition_spec
 from lakehose.registry.schema import StreamSchema
-from lakehose.registry.store import Stream
+from lakehose.registry.store import Stream, schema_lock, sqlalchemy_url
 
-OFFSETS_PROPERTY = "lakehose.offsets"
 TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "write.target-file-size-bytes": str(256 * 1024 * 1024),
@@ -28,14 +34,32 @@ TABLE_PROPERTIES = {
 }
 
 
+CATALOG_NAME = "lakehose"  # the catalog_name column of the JDBC-catalog tables
+
+
 def open_catalog(settings: Settings) -> SqlCatalog:
+    """The catalog, with its tables and the namespace created if missing.
+
+    Many processes may open a fresh PostgreSQL database at once (collectors,
+    delivery workers, the query server): the creation runs under
+    ``schema_lock``, so exactly one of them creates and the others find.
+    """
     pyiceberg_fixes.apply()
-    catalog = SqlCatalog("lakehose", uri=settings.catalog_uri, warehouse=settings.warehouse_uri,
-                         init_catalog_tables="true")
+    uri = sqlalchemy_url(settings.catalog_uri)
+    properties = {"uri": uri, "warehouse": settings.warehouse_uri, "init_catalog_tables": "true",
+                  **fileio_properties(settings)}
+    if not uri.startswith("sqlite"):
+        properties["pool_pre_ping"] = "true"
+    lock_engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
     try:
-        catalog.create_namespace(settings.lake.namespace)
-    except NamespaceAlreadyExistsError:
-        pass
+        with schema_lock(lock_engine):
+            catalog = SqlCatalog(CATALOG_NAME, **properties)
+            try:
+                catalog.create_namespace(settings.lake.namespace)
+            except (NamespaceAlreadyExistsError, sa.exc.IntegrityError):  # created by another process
+                pass
+    finally:
+        lock_engine.dispose()
     return catalog
 
 
@@ -65,13 +89,3 @@ def evolve_table(catalog: SqlCatalog, settings: Settings, stream: str, schema: S
     with table.update_schema() as update:
         update.union_by_name(iceberg_schema(schema, extra_column))
     return table
-
-
-def committed_offsets(table: Table) -> dict[int, int]:
-    """``{partition: next offset}`` that the table's data covers; empty for a new table."""
-    raw = table.properties.get(OFFSETS_PROPERTY)
-    return {int(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
-
-
-def offsets_property(offsets: dict[int, int]) -> dict[str, str]:
-    return {OFFSETS_PROPERTY: json.dumps({str(k): v for k, v in sorted(offsets.items())})}

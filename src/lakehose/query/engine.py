@@ -3,12 +3,34 @@
 Each table is a view ``events.<stream>`` (and ``<stream>``) over
 ``iceberg_scan(<current metadata file>)``, so DuckDB reads exactly the
 snapshot the catalog points to, as any Iceberg reader would. The Iceberg and
-Avro extensions are loaded from their PyPI wheels; nothing is downloaded.
+Avro extensions (and httpfs, for a lake on S3) are loaded from their PyPI
+wheels; nothing is downloaded.
 
 Read-only is enforced twice: only a single SELECT-like statement is accepted,
 and DuckDB itself runs with external access off, file access allowed only under
 the warehouse, and its configuration locked, so ``read_csv('/etc/passwd')``,
 ``ATTACH``, ``COPY ... TO`` and ``INSTALL`` fail inside the engine too.
+
+A lake on S3 (``s3://bucket/prefix``) keeps that sandbox: DuckDB 1.5.5 lets
+httpfs read a remote prefix listed in ``allowed_directories`` with external
+access off, and refuses every other URL (other buckets and prefixes, ``http://``,
+``s3a://``, ``gcs://``, local files). Its prefix check looks at the path as
+written, though, and two httpfs features can step out of the prefix after the
+check passed, so both are switched off before the configuration is locked:
+
+* the default HTTP client (curl) removes ``..`` segments from the URL it sends,
+  so ``s3://bucket/prefix/../../other-bucket/key`` passed the check and read
+  another bucket (path-style) or another prefix; the ``httplib`` client sends
+  the path as written, which S3 takes as a literal key inside the prefix;
+* query parameters in S3 URLs override the secret
+  (``s3://bucket/prefix/x?s3_endpoint=any-host:80`` made DuckDB connect to any
+  host); ``s3_url_compatibility_mode`` treats them, and glob characters, as
+  part of the key. Globs over S3 paths therefore do not work in queries; the
+  views never need them.
+
+What is left to the store: a server (or a proxy in front of it) that resolves
+``..`` in request paths itself would undo the first measure, so give the query
+process S3 credentials that can only read the warehouse prefix.
 """
 
 from __future__ import annotations
@@ -22,10 +44,12 @@ from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pa_fs
 import sqlalchemy as sa
 
 from lakehose.config import Settings
 from lakehose.errors import QueryFailed, QueryRefused
+from lakehose.lake.storage import S3Options, s3_options
 from lakehose.registry.store import make_engine
 
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -70,15 +94,35 @@ class QueryEngine:
         self._locations: dict[str, str] = {}
         self.con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                           "autoload_known_extensions": False})
-        for name in _EXTENSIONS:
+        s3 = s3_options(settings)
+        for name in _EXTENSIONS + (("httpfs",) if s3 else ()):
             self.con.execute(f"LOAD {_literal(_extension_path(name))}")
-        self.con.execute("SET TimeZone = 'UTC'")
+        # GLOBAL: queries run on cursors, which are sessions of their own; a plain SET
+        # would reach this connection only (a cursor saw the machine's time zone).
+        self.con.execute("SET GLOBAL TimeZone = 'UTC'")
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(self.namespace)}")
-        warehouse = urlparse(settings.warehouse_uri)
-        root = warehouse.path if warehouse.scheme == "file" else settings.warehouse_uri
+        if s3 is not None:
+            self._configure_s3(s3)
+            root = s3.prefix
+        else:
+            warehouse = urlparse(settings.warehouse_uri)
+            root = warehouse.path if warehouse.scheme == "file" else settings.warehouse_uri
         self.con.execute(f"SET allowed_directories = [{_literal(root.rstrip('/') + '/')}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
+
+    def _configure_s3(self, s3: S3Options) -> None:
+        """The S3 secret, and the two httpfs settings the module docstring explains."""
+        region = s3.region
+        if region is None:  # AWS itself, no region configured: ask S3 where the bucket is
+            try:
+                region = pa_fs.resolve_s3_region(s3.bucket)
+            except (OSError, ValueError) as exc:
+                raise QueryFailed(f"cannot find the region of bucket {s3.bucket!r} ({exc}); "
+                                  "set [lake] s3_region or AWS_REGION") from exc
+        self.con.execute("SET GLOBAL httpfs_client_implementation = 'httplib'")
+        self.con.execute("SET GLOBAL s3_url_compatibility_mode = true")
+        self.con.execute(s3.duckdb_secret_sql(region=region))
 
     def _current_locations(self) -> dict[str, str]:
         query = sa.text("SELECT table_name, metadata_location FROM iceberg_tables "
@@ -86,7 +130,7 @@ class QueryEngine:
         try:
             with self._catalog_db.connect() as conn:
                 rows = conn.execute(query, {"ns": self.namespace}).all()
-        except sa.exc.OperationalError:  # no table created yet
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # no table created yet
             return {}
         return {r.table_name: r.metadata_location for r in rows if r.metadata_location}
 

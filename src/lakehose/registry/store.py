@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,39 @@ def check_hints(hints: Mapping[str, Any]) -> dict[str, float]:
     return dict(hints)
 
 
+def sqlalchemy_url(uri: str) -> str:
+    """The SQLAlchemy URL for a catalog URI: ``postgresql://`` (or ``postgres://``) gets psycopg 3.
+
+    SQLAlchemy's bare ``postgresql://`` means psycopg2, which is not installed;
+    a URI that names its driver (``postgresql+...://``) is kept as it is.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return uri
+
+
+# pg_advisory_xact_lock key: "lakehose" in ASCII, so other applications' keys are unlikely to collide.
+SCHEMA_LOCK_KEY = int.from_bytes(b"lakehose", "big")
+
+
+@contextmanager
+def schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise creating tables in the catalog database across processes.
+
+    PostgreSQL's ``CREATE TABLE`` races (two processes that both saw no table
+    both create it, and one fails on a unique index of ``pg_type``), so on
+    PostgreSQL the block runs holding a transaction-level advisory lock, on a
+    connection of its own. SQLite serialises its writers itself.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        yield
+
+
 def make_engine(uri: str) -> sa.Engine:
     """An engine for the catalog database; SQLite gets WAL mode so readers never block writers."""
     if uri.startswith("sqlite"):
@@ -94,7 +128,7 @@ def make_engine(uri: str) -> sa.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(uri, pool_pre_ping=True)
+    return sa.create_engine(sqlalchemy_url(uri), pool_pre_ping=True)
 
 
 class Registry:
@@ -102,7 +136,8 @@ class Registry:
 
     def __init__(self, uri: str) -> None:
         self.engine = make_engine(uri)
-        metadata.create_all(self.engine)
+        with schema_lock(self.engine):
+            metadata.create_all(self.engine)
         self.credentials = Credentials(self.engine, CREDENTIALS)
 
     # streams -------------------------------------------------------------
