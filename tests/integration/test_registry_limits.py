@@ -6,12 +6,13 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import LEVEL_SCHEMA, Lakehose
+from conftest import BOTH_BACKENDS, LEVEL_SCHEMA, Lakehose
 
 LIMITS = {"LAKEHOSE_REGISTRY__MAX_STREAMS": "2", "LAKEHOSE_REGISTRY__MAX_COLUMNS": "10",
           "LAKEHOSE_REGISTRY__MAX_DEPTH": "3"}
@@ -160,3 +161,15 @@ def test_max_depth(lh: Lakehose, admin: httpx.Client) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "too_deeply_nested"
     assert admin.get("/healthz").status_code == 200
+
+
+@BOTH_BACKENDS
+def test_max_streams_holds_under_concurrent_creates(lh: Lakehose, admin: httpx.Client) -> None:
+    def create(n: int) -> int:
+        body = {"name": f"race_{n}", "schema": LEVEL_SCHEMA}
+        return admin.post("/v1/streams", json=body).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(create, range(6)))
+    assert statuses == [201, 201, 409, 409, 409, 409]
+    assert len(admin.get("/v1/streams").json()["streams"]) == 2

@@ -218,10 +218,13 @@ class WriteAheadLog(Log):
         self.segment_bytes = segment_bytes
         self.root.mkdir(parents=True, exist_ok=True)
         version_file = self.root / "VERSION"
-        if not version_file.exists():
-            version_file.write_text(FORMAT_VERSION)
-        elif version_file.read_text().strip() != FORMAT_VERSION:
-            raise LogCorrupt(f"{self.root}: log format {version_file.read_text()!r} is not supported")
+        if not version_file.exists():  # written whole by a rename: a concurrent opener never sees it empty
+            fresh = self.root / f".VERSION.{os.getpid()}.{threading.get_ident()}"
+            fresh.write_text(FORMAT_VERSION)
+            os.replace(fresh, version_file)
+        found = version_file.read_text().strip()
+        if found != FORMAT_VERSION:
+            raise LogCorrupt(f"{self.root}: log format {found!r} is not supported")
         self._appenders: dict[str, _Appender] = {}
         self._partition: int | None = None
         self._lock_fd: int | None = None

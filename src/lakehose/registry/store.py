@@ -7,6 +7,7 @@ interval.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -96,22 +97,29 @@ def sqlalchemy_url(uri: str) -> str:
 
 # pg_advisory_xact_lock key: "lakehose" in ASCII, so other applications' keys are unlikely to collide.
 SCHEMA_LOCK_KEY = int.from_bytes(b"lakehose", "big")
+STREAMS_LOCK_KEY = SCHEMA_LOCK_KEY + 1  # serialises stream creation under max_streams
 
 
 @contextmanager
 def schema_lock(engine: sa.Engine) -> Iterator[None]:
-    """Serialise creating tables in the catalog database across processes.
+    """Serialise creating tables in the catalog database across processes and threads.
 
-    PostgreSQL's ``CREATE TABLE`` races (two processes that both saw no table
-    both create it, and one fails on a unique index of ``pg_type``), so on
-    PostgreSQL the block runs holding a transaction-level advisory lock, on a
-    connection of its own. SQLite serialises its writers itself.
+    ``CREATE TABLE`` races: two that both saw no table both create it, and one
+    fails ("already exists"). On PostgreSQL the block runs holding a
+    transaction-level advisory lock, on a connection of its own; on SQLite it
+    holds an exclusive ``flock`` on a file beside the database.
     """
-    if engine.dialect.name != "postgresql":
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            yield
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
         yield
 
 
@@ -145,8 +153,10 @@ class Registry:
                       max_streams: int | None = None, unknown_fields: str = "reject") -> Stream:
         """Record a new stream; with ``max_streams``, refuse it if that many exist already.
 
-        The count is taken after the insert, in the same transaction: the insert
-        takes the write lock first, so two concurrent creates cannot both pass.
+        The count is taken after the insert, in the same transaction. SQLite's
+        insert takes its write lock first; PostgreSQL counts in a snapshot that
+        misses a concurrent create, so there the transaction first takes an
+        advisory lock: two concurrent creates cannot both pass either way.
         """
         if not is_valid_stream_name(name):
             raise ValueError(f"invalid stream name {name!r}: use [a-z][a-z0-9_]{{0,62}}")
@@ -156,6 +166,8 @@ class Registry:
         now = time.time()
         try:
             with self.engine.begin() as conn:
+                if max_streams is not None and conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": STREAMS_LOCK_KEY})
                 conn.execute(streams_table.insert().values(
                     name=name, version=1, schema=json.dumps(document), hints=json.dumps(checked),
                     created_at=now, updated_at=now, unknown_fields=unknown_fields))
