@@ -234,10 +234,9 @@ def s3_service() -> Iterator[S3Service]:
         service.close()
 
 
-@pytest.fixture
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """"embedded" unless parametrized (indirect) with "scaled": then fresh places on real servers."""
-    name = getattr(request, "param", "embedded")
+@contextlib.contextmanager
+def backend_for(name: str, request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """"embedded", or "scaled": then fresh places on the real servers, removed afterwards."""
     if name == "embedded":
         yield Backend(name)
         return
@@ -252,14 +251,23 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     services.s3.create_bucket(tag)
     config = SCALED_CONFIG.format(kafka_port=services.kafka.port, postgres_port=services.postgres.port,
                                   s3_port=services.s3.port, tag=tag)
-    yield Backend(name, config, services, tag)
-    _revive(services)  # a fault test may have left one down
-    with contextlib.suppress(Exception):
-        services.postgres.drop_database(tag)
-    with contextlib.suppress(Exception):
-        services.s3.delete_bucket(tag)
-    with contextlib.suppress(Exception):
-        _delete_topics(services.kafka, f"{tag}.")
+    try:
+        yield Backend(name, config, services, tag)
+    finally:
+        _revive(services)  # a fault test may have left one down
+        with contextlib.suppress(Exception):
+            services.postgres.drop_database(tag)
+        with contextlib.suppress(Exception):
+            services.s3.delete_bucket(tag)
+        with contextlib.suppress(Exception):
+            _delete_topics(services.kafka, f"{tag}.")
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """"embedded" unless parametrized (indirect) with "scaled"."""
+    with backend_for(getattr(request, "param", "embedded"), request) as chosen:
+        yield chosen
 
 
 def _revive(services: Services) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import Lakehose
+from conftest import BOTH_BACKENDS, Lakehose
+from lakehose.config import load_settings
 from lakehose.log import open_log
+
+pytestmark = BOTH_BACKENDS
 
 
 def test_unconvertible_events_go_to_the_rejected_table(lh: Lakehose) -> None:
@@ -15,7 +18,8 @@ def test_unconvertible_events_go_to_the_rejected_table(lh: Lakehose) -> None:
     bad = b'{"user_id":"b","level":"not a number","event_id":"e2","ts":1700000000000000,"received_at":1700000000000000}\n'
 
     async def write() -> None:  # bypass the collector, as a corrupted producer would
-        log = open_log(f"wal://{lh.data_dir / 'log'}", writer=True)
+        settings = load_settings(str(lh.data_dir))
+        log = open_log(settings.log_uri, writer=True, options=settings.log)
         await log.append([("level_complete", good + bad + good.replace(b"e1", b"e3"), 3)])
         log.close()
 

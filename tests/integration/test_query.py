@@ -9,14 +9,19 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from conftest import Lakehose
+from conftest import Lakehose, backend_for
 from lake_support import wait_for_count
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One loaded `up` shared by the module: the tests only read."""
-    lh = Lakehose(tmp_path_factory.mktemp("query") / "data")
+@pytest.fixture(scope="module", params=["embedded", "scaled"])
+def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One loaded `up` per backend set, shared by the module: the tests only read."""
+    with backend_for(request.param, request) as backend:
+        yield from load(Lakehose(tmp_path_factory.mktemp("query") / "data", backend.config,
+                                 backend.services))
+
+
+def load(lh: Lakehose):  # type: ignore[no-untyped-def]
     lh.create_stream("level_complete")
     server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5",
                                   "LAKEHOSE_QUERY__ROW_LIMIT": "100",
