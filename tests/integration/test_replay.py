@@ -8,8 +8,10 @@ import time
 
 import httpx
 
-from conftest import LEVEL_SCHEMA, Lakehose
+from conftest import BOTH_BACKENDS, LEVEL_SCHEMA, Lakehose
 from lake_support import query, wait_for_count
+
+pytestmark = BOTH_BACKENDS
 
 
 def wait_rejected(reader: httpx.Client, expected: int) -> None:

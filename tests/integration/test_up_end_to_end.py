@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 
-from conftest import Lakehose
+from conftest import BOTH_BACKENDS, Lakehose
 from lake_support import query, wait_for_count
+
+pytestmark = BOTH_BACKENDS
 
 PURCHASE_SCHEMA: dict[str, Any] = {
     "type": "object",
