@@ -6,6 +6,7 @@ puts it on Apache Kafka. A backend is imported only when its scheme is asked for
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,16 @@ class Log(ABC):
         the table's offsets when it changes; a sole reader's never changes.
         """
         return 0
+
+
+def settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """Resolve an append's future from the loop's thread (once: a late duplicate is ignored)."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def open_log(uri: str, *, writer: bool = False, options: LogSettings | None = None) -> Log:

@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from lakehose.config import LogSettings
 from lakehose.errors import LogUnavailable
-from lakehose.log import Log, Record
+from lakehose.log import Log, Record, settle
 
 # A request's payload for one stream can be as large as the request body (8 MiB by
 # default); topics lakehose creates accept records of this size.
@@ -122,7 +122,9 @@ class KafkaLog(Log):
             future: asyncio.Future[None] = loop.create_future()
 
             def delivered(error: KafkaError | None, _: Message, future: asyncio.Future[None] = future) -> None:
-                loop.call_soon_threadsafe(_settle, future, error)
+                failure = None if error is None else \
+                    LogUnavailable(f"Kafka did not take the events: {error.str()}")
+                loop.call_soon_threadsafe(settle, future, failure)
 
             try:
                 producer.produce(self.topic(stream), payload, headers=[(COUNT_HEADER, str(count).encode())],
@@ -264,15 +266,6 @@ class KafkaLog(Log):
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
-
-
-def _settle(future: asyncio.Future[None], error: KafkaError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(LogUnavailable(f"Kafka did not take the events: {error.str()}"))
 
 
 def kafka_brokers(uri_rest: str) -> str:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lakehose.errors import LogCorrupt
-from lakehose.log import Log, Record
+from lakehose.log import Log, Record, settle
 
 FORMAT_VERSION = "1"
 HEADER = struct.Struct("<IIIQ")
@@ -192,22 +192,13 @@ class _GroupSyncer:
             for fd in retired:
                 os.close(fd)
             for loop, future in waiters:
-                loop.call_soon_threadsafe(_settle, future, error)
+                loop.call_soon_threadsafe(settle, future, error)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._lock.notify()
         self._thread.join()
-
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
 
 
 class WriteAheadLog(Log):
