@@ -118,6 +118,10 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     from lakehose.delivery.worker import run_delivery
 
     _hint_overrides(args)
+    if args.metrics_port is not None:
+        from lakehose.metrics import serve_metrics
+
+        serve_metrics(args.metrics_host, args.metrics_port)
     run_delivery(_settings(args), stop)
     return 0
 
@@ -272,7 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
 
-    hints(add(commands, "deliver", cmd_deliver, "run delivery alone: log → Iceberg tables"))
+    deliver = add(commands, "deliver", cmd_deliver, "run delivery alone: log → Iceberg tables")
+    hints(deliver)
+    deliver.add_argument("--metrics-port", type=int,
+                         help="serve Prometheus metrics on http://HOST:PORT/metrics (default: not "
+                              "served; under lakehose up they are on up's own /metrics)")
+    deliver.add_argument("--metrics-host", default="127.0.0.1",
+                         help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 in a container)")
 
     query = add(commands, "query", cmd_query, "run a read-only SQL query over the tables")
     query.add_argument("sql")

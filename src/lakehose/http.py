@@ -14,14 +14,16 @@ import os
 from collections.abc import AsyncIterator
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from lakehose import logs
 from lakehose.auth import TokenGuard
 from lakehose.config import Settings
+from lakehose.metrics import exposition
 from lakehose.registry.store import Registry
 
 REFRESH_SECONDS = 1.0
@@ -41,7 +43,7 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
             return JSONResponse({"status": "alive", "pid": os.getpid()})
 
         async def metrics(_: Request) -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+            return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
         routes += [Route("/healthz", healthz), Route("/readyz", healthz), Route("/metrics", metrics)]
     if query:
@@ -73,6 +75,7 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(logs.flush)  # uvicorn ends the process by the signal: no atexit
             for each in lifespans:
                 await stack.enter_async_context(each(app))
             yield
@@ -81,5 +84,7 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int, *, collect: bool, query: bool) -> None:
+    """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``)."""
+    logs.capture_library_logs()
     uvicorn.run(build_app(settings, collect=collect, query=query), host=host, port=port,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+                log_level="warning", log_config=None, access_log=False, timeout_graceful_shutdown=10)

@@ -6,27 +6,38 @@ supervises: it restarts a child that dies, and on SIGTERM / Ctrl-C it stops the
 collector first (no new events), then lets delivery commit everything that was
 acknowledged, then exits. Children get SIGKILL if this process is killed, so a
 ``kill -9`` never leaves a collector behind.
+
+The children share one Prometheus multiprocess folder (``<data-dir>/metrics``,
+emptied at every start; see ``lakehose.metrics``), so the HTTP process's
+``/metrics`` also shows delivery's. What the supervisor has to say goes to
+stderr as JSON lines (``lakehose.logs``); only the banner is for people.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
+from prometheus_client.multiprocess import mark_process_dead
 
 from lakehose.config import Settings
 from lakehose.lake.catalog import ensure_table, open_catalog
 from lakehose.lake.rejected import ensure_rejected_table
+from lakehose.logs import Logger
+from lakehose.metrics import MULTIPROCESS_ENV
 from lakehose.registry.store import Registry
 
 _PR_SET_PDEATHSIG = 1
 RESTART_DELAY_SECONDS = 1.0
+_LOG = Logger("up")
 
 
 def _child_setup() -> None:
@@ -55,7 +66,8 @@ class Child:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            print(f"lakehose up: {self.name} did not stop in {timeout:g} s; killing it", flush=True)
+            _LOG.warning("stop_timeout", f"{self.name} did not stop in {timeout:g} s; killing it",
+                         child=self.name)
             self.process.kill()
             self.process.wait()
 
@@ -105,8 +117,18 @@ def banner(url: str, first: FirstStart, streams: list[str], data_dir: str) -> st
     return "\n".join(lines)
 
 
+def metrics_folder(settings: Settings) -> Path:
+    """A fresh multiprocess folder for the children's metrics (values of an earlier run go)."""
+    folder = Path(settings.data_dir).resolve() / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
     first = prepare(settings)
+    folder = metrics_folder(settings)
+    os.environ[MULTIPROCESS_ENV] = str(folder)  # read by the children as they start
     common = ["--data-dir", settings.data_dir] + (["--config", config] if config else [])
     children = [
         Child("http", [sys.executable, "-m", "lakehose", "collector", *common, "--host", host,
@@ -138,14 +160,16 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
             assert child.process is not None
             code = child.process.poll()
             if code is not None and not stopping:
+                mark_process_dead(child.process.pid, str(folder))  # type: ignore[no-untyped-call]
                 child.restarts += 1
-                print(f"lakehose up: {child.name} exited with {code}; restarting "
-                      f"(restart #{child.restarts})", flush=True)
+                _LOG.error(f"{child.name}_exited", f"{child.name} exited with {code}; restarting "
+                                                   f"(restart #{child.restarts})",
+                           child=child.name, code=code, restarts=child.restarts)
                 time.sleep(RESTART_DELAY_SECONDS)
                 child.start()
         time.sleep(0.2)
-    print("lakehose up: stopping — no new events; committing what was accepted", flush=True)
+    _LOG.info("stopping", "stopping: no new events; committing what was accepted")
     children[0].stop(timeout=30)
     children[1].stop(timeout=300)
-    print("lakehose up: stopped", flush=True)
+    _LOG.info("stopped", "stopped")
     return 0

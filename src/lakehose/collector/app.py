@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -36,10 +36,12 @@ from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
 from lakehose.errors import LogUnavailable
 from lakehose.log import REJECTED_TOPIC, Log, open_log
+from lakehose.logs import Logger
 from lakehose.registry.credentials import Holder
 from lakehose.registry.store import Registry
 
 _ENCODER = msgspec.json.Encoder()
+_LOG = Logger("collector")
 REFRESH_SECONDS = 1.0
 _ACCEPTED_TYPES = ("", "application/json", "application/x-ndjson", "application/ndjson",
                    "application/jsonl", "application/x-jsonlines", "text/plain",
@@ -104,7 +106,7 @@ class Collector:
                 self.log.ensure_topics([*self.ingestor.validators, REJECTED_TOPIC])
                 self._topics_ready = True
             except LogUnavailable as exc:
-                print(f"collector: {exc}", flush=True)
+                _LOG.warning("topics_unavailable", str(exc))
         self.keys = self.registry.credentials.holders("key")
         log_settings = self.settings.log
         self.pressure.log_bytes = self.log.size_bytes()
@@ -127,7 +129,7 @@ class Collector:
             try:
                 await asyncio.to_thread(self.refresh)
             except Exception as exc:  # keep serving with the last good view
-                print(f"collector: refresh failed: {exc!r}", flush=True)
+                _LOG.warning("refresh_failed", f"refresh failed: {exc!r}")
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
@@ -178,6 +180,7 @@ class Collector:
         except AuthError as exc:
             return error_response(exc.status, exc.code, exc.reason)
         if self.pressure.full_reason is not None:
+            _LOG.warning("log_full", f"refusing events (503): {self.pressure.full_reason}")
             return error_response(503, "log_full", self.pressure.full_reason, c.retry_after_seconds)
         if self.inflight >= c.max_inflight_requests:
             return error_response(429, "too_many_requests",
@@ -210,10 +213,12 @@ class Collector:
                     await self.log.append(batches)
                 except (OSError, LogUnavailable) as exc:
                     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    _LOG.error("log_unavailable", f"refusing events (503): the log could not "
+                                                  f"store them: {reason}")
                     return error_response(503, "log_unavailable",
                                           f"the log could not store the events: {reason}",
                                           c.retry_after_seconds)
-            self._count(prepared)
+            self._count(prepared, key_name)
             metrics.ACK_LATENCY.observe(time.perf_counter() - started)
             return json_response(200, {
                 "accepted": sum(prepared.accepted.values()),
@@ -234,21 +239,22 @@ class Collector:
 
     async def _record_refusal(self, stream: str | None, code: str, reason: str, body: bytes,
                               key_name: str) -> None:
-        """A request refused as a whole still leaves a row in ``events._rejected``."""
+        """A request refused as a whole still leaves a row in ``events._rejected``, and counts once."""
+        label = stream if stream in self.ingestor.validators else None
+        metrics.EVENTS_REJECTED.labels(label or metrics.UNKNOWN_STREAM_LABEL, code, key_name).inc()
         if self.log is None or self.pressure.full_reason is not None:
             return
-        label = stream if stream in self.ingestor.validators else None
         with contextlib.suppress(OSError, LogUnavailable):  # the 4xx answer matters more than its record
             await self.log.append([(REJECTED_TOPIC,
                                     request_rejection(label, code, reason, body, key_name), 1)])
 
-    def _count(self, prepared: Prepared) -> None:
+    def _count(self, prepared: Prepared, key_name: str) -> None:
         for name, count in prepared.accepted.items():
-            metrics.EVENTS_ACCEPTED.labels(name).inc(count)
+            metrics.EVENTS_ACCEPTED.labels(name, key_name).inc(count)
         known = self.ingestor.validators
         for (name, code), count in prepared.rejections.items():
             label = name if name in known else metrics.UNKNOWN_STREAM_LABEL
-            metrics.EVENTS_REJECTED.labels(label, code).inc(count)
+            metrics.EVENTS_REJECTED.labels(label, code, key_name).inc(count)
 
 
 def routes(collector: Collector) -> list[Route]:
@@ -270,7 +276,7 @@ def routes(collector: Collector) -> list[Route]:
         return json_response(200, {"status": "ready"})
 
     async def metrics_endpoint(_: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(_: Request) -> Response:
         return json_response(200, OPENAPI)

@@ -14,6 +14,14 @@ A batch is committed when it reaches the stream's ``max_events`` or
 or when all buffers together exceed the memory budget (largest first).
 Only one delivery process may serve a ``wal://`` log (it holds a lock file);
 any number may share a ``kafka://`` log, as one consumer group.
+
+A commit that fails (the catalog or the object store is down) is retried with
+backoff, in this process, instead of the process dying and being restarted
+into the same outage: the events stay in the log until a commit takes them.
+The failed batch is dropped and read again from the committed offsets at the
+next try, so memory stays bounded however long the outage lasts, and the
+table's offsets decide, after a commit whose outcome is unknown, whether it
+landed. Failures are logged at a bounded rate (``lakehose.logs``).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
 
-from lakehose import metrics
+from lakehose import logs, metrics
 from lakehose.config import Settings
 from lakehose.delivery.convert import Converter, Unconvertible
 from lakehose.lake.catalog import ensure_table, open_catalog
@@ -42,6 +50,9 @@ READ_CHUNK_BYTES = 16 << 20
 POLL_SECONDS = 0.1
 REGISTRY_REFRESH_SECONDS = 2.0
 DRAIN_SECONDS = 60.0
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+_LOG = logs.Logger("delivery")
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,10 @@ class StreamDelivery:
         self.position = dict(self.committed)
         self.converter = Converter(table.schema().as_arrow())
         self.buffer = Buffer()
+        self.failures = 0  # commits failed in a row
+        self.retry_at = 0.0  # time.monotonic() before which the stream is not read again
+        self.stalled: tuple[int, int] | None = None  # (oldest_ms, events) of the last failed batch
+        self.report_lag()
 
     def restart_from_table(self) -> None:
         """Drop what is buffered and read again from the offsets the table holds now."""
@@ -85,6 +100,28 @@ class StreamDelivery:
         self.committed = read_offsets(self.table)
         self.position = dict(self.committed)
         self.buffer.clear()
+        self.failures, self.retry_at, self.stalled = 0, 0.0, None
+        self.report_lag()
+
+    def failed(self, delay: float) -> None:
+        """Drop the batch that failed (it stays in the log) and read it again after ``delay``."""
+        b = self.buffer
+        if b.oldest_ms is not None:
+            self.stalled = (b.oldest_ms, b.events)
+        self.failures += 1
+        self.retry_at = time.monotonic() + delay
+        self.position = dict(self.committed)
+        b.clear()
+
+    def report_lag(self) -> None:
+        """Lag gauges from the buffer (or the failed batch); the last-commit time from the table."""
+        b = self.buffer
+        oldest_ms, events = (b.oldest_ms, b.events) if b.oldest_ms is not None \
+            else self.stalled or (None, 0)
+        seconds = (time.time() * 1000 - oldest_ms) / 1000 if oldest_ms is not None else 0.0
+        metrics.CONSUMER_LAG_SECONDS.labels(self.name).set(seconds)
+        metrics.CONSUMER_LAG_EVENTS.labels(self.name).set(events)
+        metrics.LAST_COMMIT.labels(self.name).set(self.table.metadata.last_updated_ms / 1000)
 
     def unsaved_offsets(self) -> dict[int, int]:
         """Partitions read past their committed offset, with how far."""
@@ -142,6 +179,8 @@ class Deliverer:
         """Read what is new from every stream once; True if anything was read."""
         progressed = False
         for sd in list(self.streams.values()):
+            if time.monotonic() < sd.retry_at:  # its last commit failed: wait before reading again
+                continue
             for partition in self.log.partitions(sd.name):
                 offset = sd.position.get(partition, 0)
                 records = self.log.read(sd.name, partition, offset, READ_CHUNK_BYTES)
@@ -170,8 +209,8 @@ class Deliverer:
         for sd in self.streams.values():
             if sd.due(now_ms):
                 self.flush(sd)
-            if sd.buffer.oldest_ms is not None:
-                metrics.CONSUMER_LAG_SECONDS.labels(sd.name).set((now_ms - sd.buffer.oldest_ms) / 1000)
+            if sd.buffer.oldest_ms is not None or sd.stalled is not None:
+                sd.report_lag()
         while sum(sd.buffer.arrow_bytes for sd in self.streams.values()) > self.memory_budget_bytes:
             self.flush(max(self.streams.values(), key=lambda sd: sd.buffer.arrow_bytes))
 
@@ -184,22 +223,40 @@ class Deliverer:
         started = time.perf_counter()
         data = pa.concat_tables(b.tables) if b.tables else None
         try:
+            if sd.failures:  # the failed commit may have landed after all: the offsets will tell
+                sd.table.refresh()
             if b.rejected:
                 append_delivery_rejections(self.rejected_table, sd.name, b.rejected, unsaved)
                 metrics.DELIVERY_REJECTED.labels(sd.name).inc(len(b.rejected))
             commit_with_offsets(sd.table, data, sd.committed, unsaved)
         except OffsetsMoved as exc:
-            print(f"deliver: {exc}; another worker delivered these events, reading again from the "
-                  f"table's offsets", flush=True)
+            _LOG.warning("offsets_moved", f"{exc}; another worker delivered these events, reading "
+                                          f"again from the table's offsets", stream=sd.name)
             sd.restart_from_table()
             return
+        except Exception as exc:  # any failure is retried: the log keeps the events
+            delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** sd.failures)
+            sd.failed(delay)
+            metrics.COMMIT_FAILURES.labels(sd.name).inc()
+            _LOG.error("commit_failed", f"{sd.name}: commit failed ({sd.failures} in a row), "
+                                        f"retrying in {delay:g} s: {exc!r}",
+                       stream=sd.name, failures=sd.failures)
+            return
+        if sd.failures:
+            _LOG.info("commit_recovered", f"{sd.name}: committed after {sd.failures} failed tries",
+                      stream=sd.name)
+            sd.failures, sd.stalled = 0, None
         sd.committed = dict(sd.position)
         rows = data.num_rows if data is not None else 0
         metrics.BATCHES_COMMITTED.labels(sd.name).inc()
         metrics.ROWS_COMMITTED.labels(sd.name).inc(rows)
         metrics.COMMIT_LATENCY.observe(time.perf_counter() - started)
-        metrics.CONSUMER_LAG_SECONDS.labels(sd.name).set(0)
+        snapshot = sd.table.current_snapshot() if rows else None
+        if snapshot is not None and snapshot.summary is not None:  # this commit's snapshot
+            metrics.FILES_WRITTEN.labels(sd.name).inc(int(snapshot.summary["added-data-files"] or 0))
+            metrics.BYTES_WRITTEN.labels(sd.name).inc(int(snapshot.summary["added-files-size"] or 0))
         b.clear()
+        sd.report_lag()
         self.log.mark_delivered(sd.name, sd.committed)
 
     def follow_assignment(self) -> None:
@@ -244,6 +301,7 @@ def acquire_delivery_lock(settings: Settings) -> int:
 
 def run_delivery(settings: Settings, stopping: threading.Event) -> None:
     """Deliver until ``stopping`` is set, then drain the log and commit everything."""
+    logs.capture_library_logs()
     lock = acquire_delivery_lock(settings) if settings.log_uri.startswith("wal://") else None
     deliverer = Deliverer(settings, stopping)
     try:
