@@ -109,6 +109,37 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Exit 1 when the books do not balance, so a cron job can alert on it."""
+    from lakehose.audit import Auditor, iso_hour, parse_since
+
+    settings = _settings(args)
+    since = parse_since(args.since)
+    auditor = Auditor(settings)
+    try:
+        report = auditor.run(since, args.stream)
+    finally:
+        auditor.close()
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+        return 0 if report.ok else 1
+    if report.hours:
+        _print_table(["STREAM", "HOUR (UTC)", "ACCEPTED", "LANDED", "REPLAYED", "REJECTED@COLLECTOR",
+                      "REJECTED@DELIVERY", "IN FLIGHT", "DISCREPANCY"],
+                     [(h.stream, iso_hour(h.hour) + ("" if h.closed else " (open)"), h.accepted,
+                       h.landed, h.replayed, h.rejected_collector, h.rejected_delivery,
+                       "?" if h.in_flight is None else h.in_flight,
+                       "?" if h.discrepancy is None else h.discrepancy) for h in report.hours])
+    else:
+        print(f"no events since {iso_hour(since)}")
+    for note in report.notes:
+        print(f"note: {note}")
+    problems = report.problems()
+    print("\n".join(["discrepancies:", *(f"  {p}" for p in problems)]) if problems
+          else "no discrepancies")
+    return 0 if report.ok else 1
+
+
 def cmd_deliver(args: argparse.Namespace) -> int:
     # Catch SIGTERM before the heavy imports: a stop asked for while starting up
     # must still drain and commit, not kill the process half-way.
@@ -288,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     query.add_argument("--limit", type=int)
+
+    audit = add(commands, "audit", cmd_audit,
+                "per stream and hour: events accepted, landed, rejected and in flight; exit 1 on "
+                "any discrepancy")
+    audit.add_argument("--since", default="24h", help="how far back: 24h, 90m, 7d or an ISO 8601 "
+                                                      "time (default 24h; whole hours)")
+    audit.add_argument("--stream", help="only this stream")
+    audit.add_argument("--json", action="store_true", help="the report as JSON (as GET /v1/audit)")
 
     send = add(commands, "send", cmd_send, "send realistic demo game events to a running lakehose")
     send.add_argument("--demo", action="store_true", help="generate demo events (creates the demo streams)")

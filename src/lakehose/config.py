@@ -79,6 +79,11 @@ class QuerySettings(_Section):
     timeout_seconds: float = 30.0
 
 
+class AuditSettings(_Section):
+    # how often lakehose up / serve audit the last 24 hours (for the discrepancy gauge); 0: never
+    interval_seconds: float = 300.0
+
+
 class RegistrySettings(_Section):
     """Caps on what the registry accepts, so one schema or client cannot grow it without bound."""
 
@@ -101,6 +106,7 @@ class Settings(_Section):
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     query: QuerySettings = msgspec.field(default_factory=QuerySettings)
     registry: RegistrySettings = msgspec.field(default_factory=RegistrySettings)
+    audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
 
     @property
     def catalog_uri(self) -> str:
@@ -179,6 +185,8 @@ def parse_settings(
         for key in keys:
             if getattr(getattr(settings, section), key) <= 0:
                 problems.append(f"[{section}] {key} must be positive")
+    if settings.audit.interval_seconds < 0:
+        problems.append("[audit] interval_seconds must be positive, or 0 to turn it off")
     registry = settings.registry
     if registry.auto_create_unknown_fields not in ("reject", "evolve", "keep"):
         problems.append("[registry] auto_create_unknown_fields must be reject, evolve or keep")

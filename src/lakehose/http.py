@@ -47,14 +47,17 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
 
         routes += [Route("/healthz", healthz), Route("/readyz", healthz), Route("/metrics", metrics)]
     if query:
-        from lakehose.query.api import query_routes
+        from lakehose.audit import Auditor, audit_forever
+        from lakehose.query.api import audit_routes, query_routes
         from lakehose.query.engine import QueryEngine
         from lakehose.registry.api import stream_routes
 
         registry = Registry(settings.catalog_uri)
         guard = TokenGuard(lambda: registry.credentials.holders("token"))
         guard.refresh()
-        routes += query_routes(QueryEngine(settings), guard) + stream_routes(settings, guard)
+        auditor = Auditor(settings)
+        routes += (query_routes(QueryEngine(settings), guard) + audit_routes(auditor, guard)
+                   + stream_routes(settings, guard))
 
         @contextlib.asynccontextmanager
         async def refresh_tokens(_: Starlette) -> AsyncIterator[None]:
@@ -71,6 +74,20 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
                 task.cancel()
 
         lifespans.append(refresh_tokens)
+
+        @contextlib.asynccontextmanager
+        async def audit_periodically(_: Starlette) -> AsyncIterator[None]:
+            """Keeps lakehose_audit_discrepancy_events current, so an alert can fire on it."""
+            interval = settings.audit.interval_seconds
+            task = asyncio.create_task(audit_forever(auditor, interval)) if interval else None
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                auditor.close()
+
+        lifespans.append(audit_periodically)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from lakehose import metrics
 from lakehose.auth import AuthError, authenticate_write
+from lakehose.collector.accepted import AcceptedCounter
 from lakehose.collector.adapt import Adapter
 from lakehose.collector.body import BodyError, Limits, decompress
 from lakehose.collector.ingest import Ingestor, Prepared
@@ -76,6 +77,7 @@ class Collector:
         self.ingestor = Ingestor(Limits(c.max_body_bytes, c.max_events_per_request, c.max_event_bytes),
                                  c.future_window_seconds)
         self.registry = Registry(settings.catalog_uri)
+        self.accepted = AcceptedCounter(self.registry.engine)
         self.adapter = Adapter(settings, self.registry, self.ingestor, self.refresh)
         self.keys: dict[str, Holder] = {}
         self.pressure = Pressure()
@@ -136,10 +138,13 @@ class Collector:
         self.log = open_log(self.settings.log_uri, writer=True, options=self.settings.log)
         await asyncio.to_thread(self.refresh)
         task = asyncio.create_task(self.refresh_forever())
+        flusher = asyncio.create_task(self.accepted.flush_forever())
         try:
             yield
         finally:
             task.cancel()
+            flusher.cancel()
+            self.accepted.flush_or_report()  # requests are over: the last counts are final
             self.log.close()
 
     # requests -------------------------------------------------------------
@@ -219,6 +224,7 @@ class Collector:
                                           f"the log could not store the events: {reason}",
                                           c.retry_after_seconds)
             self._count(prepared, key_name)
+            self.accepted.add(prepared.accepted_hours)
             metrics.ACK_LATENCY.observe(time.perf_counter() - started)
             return json_response(200, {
                 "accepted": sum(prepared.accepted.values()),

@@ -29,6 +29,9 @@ class Prepared:
 
     batches: list[tuple[str, bytes, int]] = field(default_factory=list)
     accepted: dict[str, int] = field(default_factory=dict)
+    # the same events by (stream, start of the hour of their received_at, Unix seconds): the audit's
+    # durable counts must fall in the hours the table's received_at puts the rows in
+    accepted_hours: dict[tuple[str, int], int] = field(default_factory=dict)
     errors: list[EventError] = field(default_factory=list)
     rejections: dict[tuple[str, str], int] = field(default_factory=dict)
     streams_of_errors: dict[int, str] = field(default_factory=dict)
@@ -64,6 +67,8 @@ class Prepared:
         self.batches.extend(again.batches)
         for stream, count in again.accepted.items():
             self.accepted[stream] = self.accepted.get(stream, 0) + count
+        for key, count in again.accepted_hours.items():
+            self.accepted_hours[key] = self.accepted_hours.get(key, 0) + count
 
     def attach_payloads(self, raws: Sequence[msgspec.Raw]) -> None:
         """Give every error the raw bytes of its event, for the rejected table."""
@@ -210,6 +215,8 @@ class Ingestor:
         if kept:
             prepared.batches.append((stream, validator.encode(kept), len(kept)))
             prepared.accepted[stream] = prepared.accepted.get(stream, 0) + len(kept)
+            key = (stream, int(now.replace(minute=0, second=0, microsecond=0).timestamp()))
+            prepared.accepted_hours[key] = prepared.accepted_hours.get(key, 0) + len(kept)
 
     @staticmethod
     def _add_errors(prepared: Prepared, stream: str, errors: Sequence[EventError]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -18,6 +18,7 @@ from lakehose.config import LogSettings
 # The topic that carries rejected events to the ``events._rejected`` table. Stream
 # names start with a letter, so no stream can take this name.
 REJECTED_TOPIC = "_rejected"
+UNDELIVERED_CHUNK_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,19 @@ class Log(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release files or connections."""
+
+    def undelivered(self, stream: str, offsets: Mapping[int, int]) -> Generator[Record, None, None]:
+        """The stream's records from ``offsets`` (per partition; 0 where absent) to its end now.
+
+        For readers other than delivery (the audit counts what is in flight): it
+        moves no offset and joins no consumer group. This default goes through
+        ``read``, which suits a log whose ``partitions`` lists them all (the WAL).
+        """
+        for partition in self.partitions(stream):
+            offset = offsets.get(partition, 0)
+            while records := self.read(stream, partition, offset, UNDELIVERED_CHUNK_BYTES):
+                yield from records
+                offset = records[-1].next_offset
 
     def ensure_topics(self, streams: Iterable[str]) -> None:
         """Make sure the streams can be appended to (Kafka creates their topics; files need nothing)."""

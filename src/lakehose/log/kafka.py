@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
@@ -228,12 +228,61 @@ class KafkaLog(Log):
             payload = message.value()
             if message_offset is None or payload is None or message_offset < offset:
                 continue  # fetched before the seek
-            count = dict(message.headers() or []).get(COUNT_HEADER) or b"0"
-            records.append(Record(partition, message_offset, message_offset + 1, int(count),
-                                  message.timestamp()[1], payload))
+            records.append(_record(message, partition, message_offset, payload))
             size += len(payload)
             state.next_offset = offset = message_offset + 1
         return records
+
+    def undelivered(self, stream: str, offsets: Mapping[int, int]) -> Generator[Record, None, None]:
+        """Read with a consumer of its own that is assigned partitions (never subscribed), so
+        delivery's group is not rebalanced; a partition is read up to its end when asked."""
+        topic = self.topic(stream)
+        consumer = Consumer({
+            "bootstrap.servers": self.brokers,
+            "group.id": f"{self.prefix}audit",  # never joined: partitions are assigned, not subscribed
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": MAX_RECORD_BYTES,
+        })
+        try:
+            try:
+                listed = consumer.list_topics(topic, timeout=self.timeout_seconds).topics.get(topic)
+            except KafkaException as exc:
+                raise LogUnavailable(f"could not reach Kafka at {self.brokers}: {exc}") from exc
+            if listed is None or listed.error is not None:
+                return  # no topic yet: nothing was appended
+            for partition in sorted(listed.partitions):
+                try:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                               timeout=self.timeout_seconds)
+                except KafkaException as exc:
+                    raise LogUnavailable(f"could not read {topic}[{partition}]'s offsets: {exc}") from exc
+                offset = max(offsets.get(partition, 0), low)
+                if offset >= high:
+                    continue
+                consumer.assign([TopicPartition(topic, partition, offset)])
+                deadline = time.monotonic() + self.timeout_seconds
+                while offset < high:
+                    if time.monotonic() > deadline:
+                        raise LogUnavailable(f"Kafka did not hand out {topic}[{partition}] up to "
+                                             f"offset {high} within {self.timeout_seconds:g} s")
+                    for message in consumer.consume(CONSUME_BATCH, 0.2):
+                        error = message.error()
+                        if error is not None:
+                            if error.fatal():
+                                raise LogUnavailable(f"Kafka consumer failed: {error}")
+                            continue
+                        message_offset, payload = message.offset(), message.value()
+                        if message_offset is None or payload is None or message_offset < offset:
+                            continue
+                        yield _record(message, partition, message_offset, payload)
+                        offset = message_offset + 1
+                        deadline = time.monotonic() + self.timeout_seconds
+                        if offset >= high:
+                            break
+                consumer.unassign()
+        finally:
+            consumer.close()
 
     def end_offset(self, stream: str, partition: int) -> int:
         consumer = self._consumer or self._start_consumer()
@@ -266,6 +315,11 @@ class KafkaLog(Log):
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def _record(message: Message, partition: int, offset: int, payload: bytes) -> Record:
+    count = dict(message.headers() or []).get(COUNT_HEADER) or b"0"
+    return Record(partition, offset, offset + 1, int(count), message.timestamp()[1], payload)
 
 
 def kafka_brokers(uri_rest: str) -> str:

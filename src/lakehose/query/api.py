@@ -1,7 +1,7 @@
-"""``POST /v1/query``: SQL in, rows out as JSON, CSV or Arrow IPC.
+"""``POST /v1/query``: SQL in, rows out as JSON, CSV or Arrow IPC; ``GET /v1/audit``.
 
-Queries run in a worker thread (DuckDB releases the GIL), so a long query never
-stalls ingestion served by the same process.
+Queries and audits run in a worker thread (DuckDB and Arrow release the GIL),
+so a long one never stalls ingestion served by the same process.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lakehose.audit import DEFAULT_SINCE, Auditor, parse_since
 from lakehose.auth import TokenGuard
-from lakehose.errors import QueryFailed, QueryRefused
+from lakehose.errors import LakehoseError, NotFound, QueryFailed, QueryRefused
 from lakehose.query.engine import QueryEngine, QueryResult
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -102,3 +103,23 @@ def query_routes(engine: QueryEngine, guard: TokenGuard) -> list[Route]:
                         media_type="application/json")
 
     return [Route("/v1/query", query, methods=["POST"]), Route("/v1/tables", tables, methods=["GET"])]
+
+
+def audit_routes(auditor: Auditor, guard: TokenGuard) -> list[Route]:
+    async def audit(request: Request) -> Response:
+        """``?since=24h&stream=S``: the report of ``lakehose audit --json`` (200 whether it balances)."""
+        if (refused := guard.check(request, "read")) is not None:
+            return refused
+        try:
+            since = parse_since(request.query_params.get("since", DEFAULT_SINCE))
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        try:
+            report = await run_in_threadpool(auditor.run, since, request.query_params.get("stream"))
+        except NotFound as exc:
+            return _error(404, "not_found", str(exc))
+        except LakehoseError as exc:  # the log or the lake did not answer: try again later
+            return _error(503, "audit_failed", str(exc))
+        return Response(_ENCODER.encode(report.as_json()), media_type="application/json")
+
+    return [Route("/v1/audit", audit, methods=["GET"])]
