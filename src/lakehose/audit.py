@@ -84,8 +84,10 @@ from lakehose.lake.catalog import open_catalog, table_identifier
 from lakehose.lake.offsets import read_offsets
 from lakehose.lake.rejected import REJECTED_TABLE, ensure_rejected_table
 from lakehose.log import Log, open_log
+from lakehose.logs import Logger
 from lakehose.registry.store import Registry
 
+_LOG = Logger("audit")
 DEFAULT_SINCE = "24h"
 # the accepted counts of an hour are final this long after it ends (flush every
 # second, plus the time a request may take between stamping and its answer)
@@ -487,7 +489,7 @@ async def audit_forever(auditor: Auditor, interval_seconds: float) -> None:
         try:
             report = await asyncio.to_thread(auditor.run, parse_since(DEFAULT_SINCE))
         except Exception as exc:  # the next run may succeed; the gauge keeps its last value
-            print(f"audit: failed: {exc!r}", flush=True)
+            _LOG.error("audit_failed", f"audit failed: {exc!r}")
             continue
-        for line in report.problems():
-            print(f"audit: {line}", flush=True)
+        if problems := report.problems():
+            _LOG.warning("discrepancies", "; ".join(problems), count=len(problems))

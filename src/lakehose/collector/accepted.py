@@ -39,8 +39,10 @@ from collections.abc import Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from lakehose.logs import Logger
 from lakehose.registry.store import schema_lock
 
+_LOG = Logger("collector")
 FLUSH_SECONDS = 1.0
 HOUR = 3600
 # Counters of hours older than this leave memory once written: no request takes
@@ -94,17 +96,16 @@ class AcceptedCounter:
             await asyncio.to_thread(self.flush_or_report)
 
     def flush_or_report(self) -> None:
-        """Flush; a failure is printed once (not every second) and the counts wait in memory."""
+        """Flush; on a failure the counts wait in memory for the next flush."""
         try:
             self.flush()
         except Exception as exc:
-            if not self._failing:
-                print(f"collector: could not write accepted counts (kept in memory, retried every "
-                      f"{FLUSH_SECONDS:g} s): {exc!r}", flush=True)
             self._failing = True
+            _LOG.warning("accepted_counts_unwritten", f"could not write accepted counts (kept in "
+                                                      f"memory, retried every {FLUSH_SECONDS:g} s): {exc!r}")
             return
         if self._failing:
-            print("collector: accepted counts written again", flush=True)
+            _LOG.info("accepted_counts_written", "accepted counts written again")
         self._failing = False
 
     def flush(self) -> None:
