@@ -1,9 +1,10 @@
 """The HTTP server of a lakehose process: collector routes, query and management routes, or both.
 
 ``lakehose collector`` serves ingestion; ``lakehose serve`` serves queries and
-stream management; ``lakehose up`` serves all of it on one port. Only
-ingestion (write keys) and health (``/healthz``, ``/readyz``, ``/metrics``,
-``/openapi.json``) answer without a token.
+stream management, and the web UI at ``/ui/``; ``lakehose up`` serves all of
+it on one port. Only ingestion (write keys), health (``/healthz``, ``/readyz``,
+``/metrics``, ``/openapi.json``) and the UI's static files (which hold no data)
+answer without a token.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from lakehose import logs
 from lakehose.auth import TokenGuard
@@ -30,7 +31,7 @@ REFRESH_SECONDS = 1.0
 
 
 def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
-    routes: list[Route] = []
+    routes: list[BaseRoute] = []
     lifespans = []
     if collect:
         from lakehose.collector.app import Collector, routes as collector_routes
@@ -51,13 +52,16 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
         from lakehose.query.api import audit_routes, query_routes
         from lakehose.query.engine import QueryEngine
         from lakehose.registry.api import stream_routes
+        from lakehose.ui.api import ui_routes
 
         registry = Registry(settings.catalog_uri)
         guard = TokenGuard(lambda: registry.credentials.holders("token"))
         guard.refresh()
         auditor = Auditor(settings)
-        routes += (query_routes(QueryEngine(settings), guard) + audit_routes(auditor, guard)
+        engine = QueryEngine(settings)
+        routes += (query_routes(engine, guard) + audit_routes(auditor, guard)
                    + stream_routes(settings, guard))
+        routes += ui_routes(settings, engine, guard)
 
         @contextlib.asynccontextmanager
         async def refresh_tokens(_: Starlette) -> AsyncIterator[None]:

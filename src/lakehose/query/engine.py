@@ -38,6 +38,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -163,7 +164,9 @@ class QueryEngine:
         if kind not in _ALLOWED:
             raise QueryRefused(f"only read-only queries are allowed; {kind.name} statements are refused")
 
-    def run(self, sql: str, row_limit: int | None = None, timeout: float | None = None) -> QueryResult:
+    def run(self, sql: str, row_limit: int | None = None, timeout: float | None = None,
+            params: Sequence[object] = ()) -> QueryResult:
+        """Run one read-only statement; ``params`` bind its ``?`` placeholders (values never become SQL)."""
         self.check(sql)
         self.refresh()
         limit = row_limit or self.settings.query.row_limit
@@ -173,7 +176,7 @@ class QueryEngine:
         started = time.perf_counter()
         timer.start()
         try:
-            result = cursor.execute(sql)
+            result = cursor.execute(sql, list(params)) if params else cursor.execute(sql)
             types = [str(d[1]) for d in result.description or []]
             reader = result.fetch_record_batch(min(limit + 1, 100_000))
             batches: list[pa.RecordBatch] = []
