@@ -83,6 +83,13 @@ class QueryFailed(LakehoseError):
     """A query could not run (syntax, unknown table, timeout)."""
 
 
+class FilesMoved(LakehoseError):
+    """A maintenance commit did not land: its files were removed by another writer first, or
+    other commits kept winning the race. Nothing was committed; plan again."""
+
+    transient = True
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether retrying the same operation later may succeed."""
     return isinstance(error, LakehoseError) and error.transient

@@ -23,6 +23,8 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import ValidatableTableRequirement
 
+from lakehose.lake.commit_lock import commit_lock
+
 OFFSET_PREFIX = "lakehose.log-offset."
 COMMIT_ATTEMPTS = 8
 
@@ -57,6 +59,7 @@ def commit_with_offsets(table: Table, data: pa.Table | None, start: Mapping[int,
 
     Retries commits that lost a race to an unrelated change (another partition's
     rows, maintenance); raises ``OffsetsMoved`` when one of these partitions moved.
+    Each attempt holds the table's ``commit_lock``, so maintenance commits get their turn.
     """
     expected = {f"{prefix}{p}": (str(start[p]) if p in start else None) for p in end}
     moved = {f"{prefix}{p}": str(o) for p, o in end.items()}
@@ -64,13 +67,14 @@ def commit_with_offsets(table: Table, data: pa.Table | None, start: Mapping[int,
         if any(table.properties.get(k) != v for k, v in expected.items()):
             raise OffsetsMoved(f"{table.name()}: offsets moved under this commit")
         try:
-            tx = table.transaction()
-            # pyiceberg has no public way to add a requirement; _apply stages it with the updates
-            tx._apply((), (AssertProperties(expected=expected),))  # type: ignore[arg-type]
-            if data is not None and data.num_rows:
-                tx.append(data)
-            tx.set_properties(moved)
-            tx.commit_transaction()
+            with commit_lock(table):
+                tx = table.transaction()
+                # pyiceberg has no public way to add a requirement; _apply stages it with the updates
+                tx._apply((), (AssertProperties(expected=expected),))  # type: ignore[arg-type]
+                if data is not None and data.num_rows:
+                    tx.append(data)
+                tx.set_properties(moved)
+                tx.commit_transaction()
             return
         except CommitFailedException:
             if attempt == COMMIT_ATTEMPTS - 1:
