@@ -5,7 +5,9 @@ tables, so ingestion and Parquet writing each get a core. This process only
 supervises: it restarts a child that dies, and on SIGTERM / Ctrl-C it stops the
 collector first (no new events), then lets delivery commit everything that was
 acknowledged, then exits. Children get SIGKILL if this process is killed, so a
-``kill -9`` never leaves a collector behind.
+``kill -9`` never leaves a collector behind. A third child, ``lakehose maintain``
+(unless ``[maintenance] enabled = false``), compacts and expires the tables on
+a schedule; it is stopped first, as it holds nothing that must be committed.
 
 The children share one Prometheus multiprocess folder (``<data-dir>/metrics``,
 emptied at every start; see ``lakehose.metrics``), so the HTTP process's
@@ -113,6 +115,7 @@ def banner(url: str, first: FirstStart, streams: list[str], data_dir: str) -> st
         f"    curl -H 'Authorization: Bearer {token}' {url}/v1/query \\",
         f"         -d '{{\"sql\": \"SELECT count(*) FROM events.{stream}\"}}'",
         f"    lakehose query \"SELECT count(*) FROM events.{stream}\" --data-dir {data_dir}",
+        f"  web UI: {url}/ui/  (log in with the admin token)",
     ]
     return "\n".join(lines)
 
@@ -135,6 +138,8 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
                        "--port", str(port), "--with-query"]),
         Child("delivery", [sys.executable, "-m", "lakehose", "deliver", *common]),
     ]
+    if settings.maintenance.enabled:
+        children.append(Child("maintenance", [sys.executable, "-m", "lakehose", "maintain", *common]))
     stopping = False
 
     def on_signal(signum: int, _: object) -> None:
@@ -169,6 +174,8 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
                 child.start()
         time.sleep(0.2)
     _LOG.info("stopping", "stopping: no new events; committing what was accepted")
+    for child in children[2:]:
+        child.stop(timeout=30)
     children[0].stop(timeout=30)
     children[1].stop(timeout=300)
     _LOG.info("stopped", "stopped")
