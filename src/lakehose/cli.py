@@ -62,9 +62,18 @@ def _hint_overrides(args: argparse.Namespace) -> None:
             os.environ[f"LAKEHOSE_DELIVERY__{name.upper()}"] = str(value)
 
 
+def _pg_overrides(args: argparse.Namespace) -> None:
+    """``--pg-host``/``--pg-port`` set [pgwire] for this process and the children of ``up``."""
+    if getattr(args, "pg_host", None):
+        os.environ["LAKEHOSE_PGWIRE__HOST"] = args.pg_host
+    if getattr(args, "pg_port", None) is not None:
+        os.environ["LAKEHOSE_PGWIRE__PORT"] = str(args.pg_port)
+
+
 def cmd_collector(args: argparse.Namespace) -> int:
     from lakehose.http import serve
 
+    _pg_overrides(args)
     settings = _settings(args)
     serve(settings, args.host or settings.collector.host, args.port or settings.collector.port,
           collect=True, query=args.with_query)
@@ -74,6 +83,7 @@ def cmd_collector(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from lakehose.http import serve
 
+    _pg_overrides(args)
     settings = _settings(args)
     serve(settings, args.host or settings.collector.host, args.port or settings.collector.port,
           collect=False, query=True)
@@ -84,6 +94,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lakehose.up import run_up
 
     _hint_overrides(args)
+    _pg_overrides(args)
     settings = _settings(args)
     return run_up(settings, args.host or settings.collector.host,
                   args.port or settings.collector.port, args.config)
@@ -293,19 +304,26 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--max-events", type=int, help="... or once this many are buffered")
         sub.add_argument("--max-bytes", type=int, help="... or once this much JSON is buffered")
 
+    def pg(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--pg-host", help="address of the PostgreSQL endpoint (default 127.0.0.1)")
+        sub.add_argument("--pg-port", type=int, help="port of the PostgreSQL endpoint (default 5433)")
+
     up = add(commands, "up", cmd_up, "run everything on this machine: collector, delivery, query API")
     up.add_argument("--host")
     up.add_argument("--port", type=int)
     hints(up)
+    pg(up)
 
     collector = add(commands, "collector", cmd_collector, "run the HTTP collector alone")
     collector.add_argument("--host")
     collector.add_argument("--port", type=int)
     collector.add_argument("--with-query", action="store_true", help="also serve /v1/query")
+    pg(collector)
 
     serve = add(commands, "serve", cmd_serve, "serve the query API alone")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    pg(serve)
 
     deliver = add(commands, "deliver", cmd_deliver, "run delivery alone: log → Iceberg tables")
     hints(deliver)

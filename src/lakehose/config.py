@@ -79,6 +79,14 @@ class QuerySettings(_Section):
     timeout_seconds: float = 30.0
 
 
+class PgwireSettings(_Section):
+    """The PostgreSQL endpoint of the query process (``lakehose serve`` / ``up``), for BI tools."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # passwords (read tokens) travel in clear text: loopback by default
+    port: int = 5433
+
+
 class AuditSettings(_Section):
     # how often lakehose up / serve audit the last 24 hours (for the discrepancy gauge); 0: never
     interval_seconds: float = 300.0
@@ -105,6 +113,7 @@ class Settings(_Section):
     collector: CollectorSettings = msgspec.field(default_factory=CollectorSettings)
     delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
     query: QuerySettings = msgspec.field(default_factory=QuerySettings)
+    pgwire: PgwireSettings = msgspec.field(default_factory=PgwireSettings)
     registry: RegistrySettings = msgspec.field(default_factory=RegistrySettings)
     audit: AuditSettings = msgspec.field(default_factory=AuditSettings)
 
@@ -127,6 +136,7 @@ _POSITIVE = {
                   "max_inflight_requests", "body_timeout_seconds"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),
     "query": ("row_limit", "timeout_seconds"),
+    "pgwire": ("port",),
     "registry": ("max_streams", "max_columns", "max_depth"),
 }
 

@@ -80,6 +80,30 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
         lifespans.append(refresh_tokens)
 
         @contextlib.asynccontextmanager
+        async def postgres_endpoint(_: Starlette) -> AsyncIterator[None]:
+            """The PostgreSQL protocol for BI tools, over the same engine and tokens."""
+            if not settings.pgwire.enabled:
+                yield
+                return
+            from lakehose.pgwire.server import PgServer
+
+            host, port = settings.pgwire.host, settings.pgwire.port
+            try:
+                server = await PgServer(engine, guard).start(host, port)
+            except OSError as exc:  # HTTP still serves; say what to change
+                logs.Logger("pgwire").error(
+                    "pgwire_listen_failed", f"the PostgreSQL endpoint cannot listen on {host}:{port} "
+                    f"({exc.strerror}); set --pg-port or [pgwire] port, or [pgwire] enabled = false")
+                yield
+                return
+            try:
+                yield
+            finally:
+                server.close()
+
+        lifespans.append(postgres_endpoint)
+
+        @contextlib.asynccontextmanager
         async def audit_periodically(_: Starlette) -> AsyncIterator[None]:
             """Keeps lakehose_audit_discrepancy_events current, so an alert can fire on it."""
             interval = settings.audit.interval_seconds

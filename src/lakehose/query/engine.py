@@ -38,7 +38,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -165,13 +165,20 @@ class QueryEngine:
             raise QueryRefused(f"only read-only queries are allowed; {kind.name} statements are refused")
 
     def run(self, sql: str, row_limit: int | None = None, timeout: float | None = None,
-            params: Sequence[object] = ()) -> QueryResult:
-        """Run one read-only statement; ``params`` bind its ``?`` placeholders (values never become SQL)."""
+            params: Sequence[object] = (),
+            on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> QueryResult:
+        """Run one read-only statement; ``params`` bind its ``?`` placeholders (values never become SQL).
+
+        ``on_cursor`` gets the cursor before the query starts, so a caller can
+        ``interrupt()`` it (the Postgres endpoint's CancelRequest).
+        """
         self.check(sql)
         self.refresh()
         limit = row_limit or self.settings.query.row_limit
         timeout = timeout or self.settings.query.timeout_seconds
         cursor = self.con.cursor()
+        if on_cursor is not None:
+            on_cursor(cursor)
         timer = threading.Timer(timeout, cursor.interrupt)
         started = time.perf_counter()
         timer.start()
@@ -198,3 +205,16 @@ class QueryEngine:
             cursor.close()
         truncated = table.num_rows > limit
         return QueryResult(table.slice(0, limit), truncated, (time.perf_counter() - started) * 1000, types)
+
+    def describe(self, sql: str, param_count: int) -> list[tuple[str, str]]:
+        """(name, DuckDB type) of each result column, binding without running the query."""
+        self.check(sql)
+        self.refresh()
+        cursor = self.con.cursor()
+        try:
+            relation = cursor.sql(sql, params=[None] * param_count) if param_count else cursor.sql(sql)
+            return [(name, str(kind)) for name, kind in zip(relation.columns, relation.types)]
+        except duckdb.Error as exc:
+            raise QueryFailed(str(exc)) from exc
+        finally:
+            cursor.close()
