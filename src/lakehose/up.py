@@ -95,7 +95,7 @@ def prepare(settings: Settings) -> FirstStart:
     return FirstStart(key, token)
 
 
-def banner(url: str, first: FirstStart, streams: list[str], data_dir: str) -> str:
+def banner(url: str, first: FirstStart, streams: list[str], data_dir: str, pg_url: str | None = None) -> str:
     key = first.write_key or "<your write key>"
     token = first.admin_token or "<your token>"
     stream = streams[0] if streams else "level_complete"
@@ -117,6 +117,8 @@ def banner(url: str, first: FirstStart, streams: list[str], data_dir: str) -> st
         f"    lakehose query \"SELECT count(*) FROM events.{stream}\" --data-dir {data_dir}",
         f"  web UI: {url}/ui/  (log in with the admin token)",
     ]
+    if pg_url:
+        lines.append(f"  BI tools (PostgreSQL protocol; the password is a token): PGPASSWORD={token} psql '{pg_url}'")
     return "\n".join(lines)
 
 
@@ -159,7 +161,9 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
         except httpx.HTTPError:
             time.sleep(0.1)
     streams = [s.name for s in Registry(settings.catalog_uri).list_streams()]
-    print(banner(url, first, streams, settings.data_dir), flush=True)
+    pg = settings.pgwire
+    pg_url = f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg.enabled else None
+    print(banner(url, first, streams, settings.data_dir, pg_url), flush=True)
     while not stopping:
         for child in children:
             assert child.process is not None

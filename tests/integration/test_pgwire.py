@@ -54,7 +54,7 @@ def start(lh: Lakehose) -> Iterator[Lake]:
     lh.create_stream("level_complete")
     pg_port = free_port()
     server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5",
-                                  "LAKEHOSE_QUERY__ROW_LIMIT": "200000",
+                                  "LAKEHOSE_QUERY__ROW_LIMIT": "100000",
                                   "LAKEHOSE_QUERY__TIMEOUT_SECONDS": "3",
                                   "LAKEHOSE_PGWIRE__PORT": str(pg_port)}).start()
     writer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"})
@@ -152,13 +152,16 @@ def test_psycopg_named_cursor_fetches_in_chunks(lake: Lake) -> None:
             assert [r[0] for r in cur.fetchall()] == list(range(110, 2500))
 
 
-def test_large_result(lake: Lake) -> None:
+def test_large_result_up_to_the_row_limit(lake: Lake) -> None:
     with lake.connect(autocommit=True) as conn:
+        notices: list[str] = []
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
         started = time.perf_counter()
         rows = conn.execute("SELECT i, 'row ' || i, TIMESTAMPTZ '2026-01-01' + i * INTERVAL 1 SECOND "
-                            "FROM range(100000) t(i)").fetchall()
+                            "FROM range(100001) t(i) ORDER BY i").fetchall()
         elapsed = time.perf_counter() - started
-        assert len(rows) == 100_000
+        assert len(rows) == 100_000 and notices == ["the result was cut to 100000 rows (the server's "
+                                                    "query row_limit)"]
         assert rows[-1] == (99_999, "row 99999", dt.datetime(2026, 1, 2, 3, 46, 39, tzinfo=dt.UTC))
         assert elapsed < 30
 
