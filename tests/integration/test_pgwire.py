@@ -253,6 +253,14 @@ def test_sqlalchemy_reflection_with_psycopg2(lake: Lake) -> None:
         assert isinstance(columns["level"], sa.BIGINT)
         assert isinstance(columns["finished_at"], sa.TIMESTAMP) and columns["finished_at"].timezone
         assert isinstance(columns["items"], sa.ARRAY)
+        # what Superset's metadata browser asks besides: the lake has no keys, indexes or views
+        assert inspector.has_table("level_complete", schema="events")
+        assert inspector.default_schema_name == "events"
+        assert inspector.get_pk_constraint("level_complete", schema="events")["constrained_columns"] == []
+        assert inspector.get_foreign_keys("level_complete", schema="events") == []
+        assert inspector.get_indexes("level_complete", schema="events") == []
+        assert inspector.get_view_names(schema="events") == []
+        assert inspector.get_table_comment("level_complete", schema="events") == {"text": None}
         table = sa.Table("level_complete", sa.MetaData(), autoload_with=engine, schema="events")
         with engine.connect() as conn:
             query = sa.select(sa.func.count()).select_from(table).where(table.c.level >= sa.bindparam("lv"))
