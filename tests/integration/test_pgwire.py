@@ -115,6 +115,11 @@ def test_psycopg_types_round_trip(lake: Lake, binary: bool) -> None:
                        [1, 2, None], ["a", "b c", None], None, dt.timedelta(days=3))
         oids = [d.type_code for d in cur.description]
         assert oids == [21, 23, 20, 700, 701, 1700, 16, 25, 1082, 1114, 1184, 2950, 114, 1007, 1009, 23, 1186]
+        # DuckDB types PostgreSQL lacks: the nearest exact form (numeric, microseconds, JSON text)
+        assert cur.execute("SELECT 18446744073709551615::UBIGINT, TIMESTAMP_NS '2024-01-01 10:00:00.123456789', "
+                           "{'a': 1, 'b': [1, 2]}, 'abc'::BLOB").fetchone() == (
+            Decimal("18446744073709551615"), dt.datetime(2024, 1, 1, 10, 0, 0, 123456),
+            '{"a": 1, "b": [1, 2]}', b"abc")
 
 
 def test_psycopg_lake_rows_keep_zones_unicode_and_nulls(lake: Lake) -> None:

@@ -54,6 +54,8 @@ def test_text_forms() -> None:
     assert t.text_encoder(t.PgType(1009, t.TEXT), dt.UTC)(["a", "b c", None, "", 'q"']) == \
         b'{a,"b c",NULL,"","q\\""}'
     assert t.text_encoder(t.PgType(t.FLOAT8), dt.UTC)(float("inf")) == b"Infinity"
+    assert t.text_encoder(t.PgType(t.NUMERIC), dt.UTC)(2**64 - 1) == b"18446744073709551615"  # UBIGINT
+    assert t.text_encoder(t.PgType(t.TEXT), dt.UTC)({"a": [1, None]}) == b'{"a": [1, null]}'  # STRUCT
     assert t.text_encoder(t.PgType(t.INTERVAL), dt.UTC)(dt.timedelta(days=3, seconds=5)) == b"3 days 00:00:05"
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from starlette.datastructures import Headers
 
 from lakehose.auth import AuthError, TokenGuard, authenticate_token
@@ -78,6 +79,18 @@ def _column_name(name: str) -> str:
     if match is None:
         return name
     return "count" if match.group(1) == "count_star" else match.group(1)
+
+
+def _microseconds(table: pa.Table) -> pa.Table:
+    """PostgreSQL times have microseconds; Python's too, so nanosecond columns are cut first."""
+    for index, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_timestamp(kind) and kind.unit == "ns":
+            table = table.set_column(index, field.name, table.column(index).cast(
+                pa.timestamp("us", kind.tz), safe=False))
+        elif pa.types.is_time64(kind) and kind.unit == "ns":
+            table = table.set_column(index, field.name, table.column(index).cast(pa.time64("us"), safe=False))
+    return table
 
 
 @dataclass
@@ -213,7 +226,7 @@ class Session:
             raise SqlError(code, str(exc)) from exc
         finally:
             self.cursor = None
-        table = result.table
+        table = _microseconds(result.table)
         kinds = [t.pg_type(kind) for kind in result.duckdb_types]
         notice = (f"the result was cut to {table.num_rows} rows (the server's query row_limit)"
                   if result.truncated else None)
@@ -419,19 +432,23 @@ class Session:
         fields = self.fields(result, formats)
         encoders = [t.binary_encoder(kind) if f.format == 1 else t.text_encoder(kind, self.zone)
                     for kind, f in zip(result.kinds, fields)]
-        encoded = [[None if v is None else encode(v) for v in column[start:stop]]
-                   for encode, column in zip(encoders, result.columns)]
+        try:
+            encoded = [[None if v is None else encode(v) for v in column[start:stop]]
+                       for encode, column in zip(encoders, result.columns)]
+        except (ValueError, OverflowError, TypeError, struct.error) as exc:
+            raise SqlError("22000", f"a value cannot be sent in this format: {exc}") from exc
         for index, row in enumerate(zip(*encoded)):
             self.send(codec.data_row(list(row)))
             if index % ROWS_PER_WRITE == ROWS_PER_WRITE - 1:
                 await self.writer.drain()
 
-    async def send_result(self, result: Result, *, describe: bool, formats: list[int]) -> None:
+    async def send_result(self, result: Result) -> None:
+        """A simple query's answer: every row in text form, after its description."""
         if result.notice:
             self.send(codec.notice(result.notice))
-        if describe and result.names:
-            self.send(codec.row_description(self.fields(result, formats)))
-        await self.send_rows(result, formats, 0, result.rows)
+        if result.names:
+            self.send(codec.row_description(self.fields(result, [])))
+        await self.send_rows(result, [], 0, result.rows)
         self.send(codec.command_complete(result.tag))
 
     # --- simple query -------------------------------------------------------------------
@@ -443,11 +460,10 @@ class Session:
             self.send(codec.EMPTY_QUERY)
         for statement in statements:
             try:
-                result = await self.execute(statement, [])
+                await self.send_result(await self.execute(statement, []))
             except SqlError as exc:
                 self.send_error(exc)
                 break
-            await self.send_result(result, describe=True, formats=[])
         self.send(codec.ready_for_query(self.status()))
 
     # --- extended query -----------------------------------------------------------------

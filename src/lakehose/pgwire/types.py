@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 BOOL, BYTEA, INT8, INT2, INT4, TEXT, OID, JSON = 16, 17, 20, 21, 23, 25, 26, 114
-FLOAT4, FLOAT8, UNKNOWN, VARCHAR, DATE, TIME = 700, 701, 705, 1043, 1082, 1083
+FLOAT4, FLOAT8, VARCHAR, DATE, TIME = 700, 701, 1043, 1082, 1083
 TIMESTAMP, TIMESTAMPTZ, INTERVAL, NUMERIC, UUID, JSONB, NAME, CHAR = 1114, 1184, 1186, 1700, 2950, 3802, 19, 18
 
 ARRAY_OF = {BOOL: 1000, BYTEA: 1001, INT2: 1005, INT4: 1007, TEXT: 1009, INT8: 1016, FLOAT4: 1021,
@@ -147,7 +147,7 @@ def _text_scalar(oid: int, zone: dt.tzinfo) -> Callable[[Any], str]:
     if oid in (FLOAT4, FLOAT8):
         return _float_text
     if oid == NUMERIC:
-        return lambda v: "NaN" if isinstance(v, decimal.Decimal) and v.is_nan() else format(v, "f")
+        return lambda v: str(v) if isinstance(v, int) else "NaN" if v.is_nan() else format(v, "f")
     if oid == TIMESTAMPTZ:
         return lambda v: _timestamp_text(v.astimezone(zone)) + _offset(v.astimezone(zone))
     if oid == TIMESTAMP:
@@ -160,8 +160,9 @@ def _text_scalar(oid: int, zone: dt.tzinfo) -> Callable[[Any], str]:
         return _interval_text
     if oid == BYTEA:
         return lambda v: "\\x" + bytes(v).hex()
-    if oid in (INT2, INT4, INT8, TEXT, VARCHAR, UUID, JSON):
+    if oid in (INT2, INT4, INT8, UUID):
         return str
+    # text, json, and what has no PostgreSQL type (structs, maps, nested lists): JSON
     return lambda v: v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
 
 
