@@ -15,10 +15,17 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from lakehose.config import Settings, load_settings
 from lakehose.errors import LakehoseError
+
+if TYPE_CHECKING:  # the commands import their modules when they run
+    from lakehose.maintenance.compact import Compacted
+    from lakehose.maintenance.expire import Expired
+    from lakehose.maintenance.jobs import Outcome
+
+T = TypeVar("T")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -182,7 +189,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def _hints_from(args: argparse.Namespace) -> dict[str, float]:
     return {k: v for k, v in (("max_events", args.max_events), ("max_bytes", args.max_bytes),
-                              ("max_seconds", args.max_seconds)) if v is not None}
+                              ("max_seconds", args.max_seconds),
+                              ("retention_days", args.retention_days)) if v is not None}
 
 
 def cmd_streams_create(args: argparse.Namespace) -> int:
@@ -212,7 +220,7 @@ def cmd_streams_update(args: argparse.Namespace) -> int:
     if hints:
         registry = _registry(settings)
         registry.set_hints(args.name, {**registry.get_stream(args.name).hints, **hints})
-        print(f"stream {args.name}: buffering hints {hints}")
+        print(f"stream {args.name}: hints {hints}")
     return 0
 
 
@@ -272,6 +280,91 @@ def _list_credentials(args: argparse.Namespace, family: Literal["key", "token"])
 def _revoke_credential(args: argparse.Namespace, family: Literal["key", "token"]) -> int:
     _registry(_settings(args)).credentials.revoke(family, args.name)
     print(f"revoked {family} {args.name}")
+    return 0
+
+
+def _duration(text: str) -> dt.timedelta:
+    """``30s``, ``15m``, ``12h``, ``7d`` or ``2w``: an argparse type."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 7d, 12h or 30m")
+    return dt.timedelta(**{units[unit]: int(number)})
+
+
+def _positive(text: str) -> int:
+    """A whole number above zero: an argparse type."""
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
+
+
+def _size(n: int) -> str:
+    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if n >= 1024 ** power:
+            return f"{n / 1024 ** power:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _report(outcomes: Sequence[Outcome[T]], describe: Callable[[T], str]) -> int:
+    """One line per table; a table's failure goes to stderr and makes the exit code 1."""
+    for outcome in outcomes:
+        if outcome.error is not None:
+            print(f"{outcome.table}: failed: {outcome.error}", file=sys.stderr)
+        elif outcome.result is not None:
+            print(f"{outcome.table}: {describe(outcome.result)}")
+    if not outcomes:
+        print("no tables yet")
+    return 1 if any(outcome.error is not None for outcome in outcomes) else 0
+
+
+def _compacted(c: Compacted) -> str:
+    text = (f"{c.partitions} partitions, {c.files_before} → {c.files_after} files "
+            f"({_size(c.bytes)} rewritten)" if c.partitions else "nothing to compact")
+    if c.moved:
+        text += f"; {c.moved} partitions skipped: another writer changed their files (the next run retries)"
+    return text
+
+
+def _expired(e: Expired) -> str:
+    merged = f"merged {e.manifests_merged} manifests, " if e.manifests_merged else ""
+    return (f"{merged}expired {e.snapshots} snapshots, deleted {e.files_deleted} files "
+            f"({_size(e.bytes_deleted)})")
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from lakehose.maintenance.compact import compact
+
+    return _report(compact(_settings(args), args.stream, args.target_bytes, args.min_files, args.sort),
+                   _compacted)
+
+
+def cmd_expire(args: argparse.Namespace) -> int:
+    from lakehose.maintenance.expire import expire
+
+    return _report(expire(_settings(args), args.stream, args.older_than, args.keep), _expired)
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from lakehose.maintenance.expire import expire
+    from lakehose.maintenance.retention import retention
+
+    settings = _settings(args)
+    code = _report(retention(settings, args.stream), lambda r: (
+        f"retention {r.days:g} days: dropped {r.files_dropped} files" if r.days else "keeps everything"))
+    return max(code, _report(expire(settings, args.stream), _expired))
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    stop = threading.Event()  # set by SIGTERM: stop between tables and partitions
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    from lakehose.maintenance.schedule import run_maintenance, run_once
+
+    settings = _settings(args)
+    if args.once:
+        return 0 if run_once(settings, stop) else 1
+    run_maintenance(settings, stop)
     return 0
 
 
@@ -361,17 +454,22 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--max-events", type=int)
     create.add_argument("--max-bytes", type=int)
     create.add_argument("--max-seconds", type=float)
+    create.add_argument("--retention-days", type=float,
+                        help="drop the table's day partitions older than this (default: keep all)")
     create.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"], default="reject",
                         help="fields the schema lacks: reject the event, add them as columns, "
                              "or keep them as JSON in the _extra column")
     add(streams, "list", cmd_streams_list, "list streams").add_argument("--json", action="store_true")
     update = add(streams, "update", cmd_streams_update,
-                 "change a stream's schema (compatible changes only) or its buffering hints")
+                 "change a stream's schema (compatible changes only) or its hints "
+                 "(buffering, retention)")
     update.add_argument("name")
     update.add_argument("--schema", help="JSON Schema file of the new version")
     update.add_argument("--max-events", type=int)
     update.add_argument("--max-bytes", type=int)
     update.add_argument("--max-seconds", type=float)
+    update.add_argument("--retention-days", type=float,
+                        help="drop the table's day partitions older than this")
     update.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"])
     add(streams, "show", cmd_streams_show, "a stream's schema, version, table and hints").add_argument("name")
     add(streams, "history", cmd_streams_history, "every schema version of a stream").add_argument("name")
@@ -391,6 +489,32 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--stream", required=True)
     replay.add_argument("--since", help="only rows received at or after this ISO 8601 time")
     replay.add_argument("--reason", help="only rows rejected for this reason code")
+
+    compact = add(commands, "compact", cmd_compact,
+                  "rewrite each partition's small files into files of the target size")
+    compact.add_argument("--stream", help="only this stream's table (default: every table)")
+    compact.add_argument("--target-bytes", type=_positive, help="size of the files to write "
+                         "(default: [maintenance] target_file_bytes, 256 MiB)")
+    compact.add_argument("--min-files", type=_positive, help="compact a partition once it has this many "
+                         "small files (default: [maintenance] min_files, 5)")
+    compact.add_argument("--sort", choices=["ts"], help="sort each written file by this column")
+
+    expire = add(commands, "expire", cmd_expire,
+                 "expire old snapshots, merge manifests and delete the files nothing references")
+    expire.add_argument("--stream", help="only this stream's table (default: every table)")
+    expire.add_argument("--older-than", type=_duration, help="expire snapshots older than this "
+                        "(default: [maintenance] snapshot_max_age_seconds, 15m)")
+    expire.add_argument("--keep", type=_positive, help="but always keep this many newest snapshots "
+                        "(default: [maintenance] keep_snapshots, 10)")
+
+    retention = add(commands, "retention", cmd_retention,
+                    "drop day partitions older than each stream's retention_days, then expire")
+    retention.add_argument("--stream", help="only this stream's table (default: every table)")
+
+    maintain = add(commands, "maintain", cmd_maintain,
+                   "run retention, compact and expire every [maintenance] interval_seconds "
+                   "(lakehose up runs this)")
+    maintain.add_argument("--once", action="store_true", help="run every job once now, then exit")
 
     tokens = commands.add_parser("tokens", help="manage read and admin tokens").add_subparsers(
         dest="action", required=True)

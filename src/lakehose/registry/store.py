@@ -44,7 +44,8 @@ stream_versions_table = sa.Table(
 
 CREDENTIALS = credentials_table(metadata)
 
-HINT_NAMES = ("max_events", "max_bytes", "max_seconds")
+# buffering hints for delivery, and retention_days for maintenance (partitions older go)
+HINT_NAMES = ("max_events", "max_bytes", "max_seconds", "retention_days")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def check_policy(policy: str) -> None:
 
 
 def check_hints(hints: Mapping[str, Any]) -> dict[str, float]:
-    problems = [f"unknown buffering hint {k!r} (known: {', '.join(HINT_NAMES)})"
+    problems = [f"unknown hint {k!r} (known: {', '.join(HINT_NAMES)})"
                 for k in hints if k not in HINT_NAMES]
     problems += [f"{k} must be a positive number" for k, v in hints.items()
                  if k in HINT_NAMES and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0)]
