@@ -317,6 +317,45 @@ def test_jdbc_metadata_and_prepared_statement(lake: Lake, tmp_path: Path) -> Non
     assert "row u1 2026-01-01T08:00Z" in lines
 
 
+# --- Superset (opt-in: a 60 s install in a venv of its own) -------------------------------------
+
+SUPERSET_PYTHON = os.environ.get("LAKEHOSE_TEST_SUPERSET_PYTHON", "")
+SUPERSET_CONFIG = """
+SECRET_KEY = "test-only-not-secret-0123456789abcdef"
+SQLALCHEMY_DATABASE_URI = "sqlite:///{home}/superset.db"
+CACHE_CONFIG = DATA_CACHE_CONFIG = {{"CACHE_TYPE": "SimpleCache"}}
+FILTER_STATE_CACHE_CONFIG = EXPLORE_FORM_DATA_CACHE_CONFIG = {{"CACHE_TYPE": "SimpleCache"}}
+"""
+SUPERSET_SCRIPT = """
+import sys
+from superset.app import create_app
+with create_app().app_context():
+    from superset.models.core import Database
+    from superset.sql.parse import Table
+    db = Database(database_name="lake", sqlalchemy_uri=sys.argv[1])
+    print("spec", db.db_engine_spec.__name__)
+    print("tables", sorted(t[0] for t in db.get_all_table_names_in_schema(None, "events")))
+    print("columns", [c["column_name"] for c in db.get_columns(Table("level_complete", "events"))])
+    df = db.get_df("SELECT user_id, finished_at FROM events.level_complete ORDER BY level", "events")
+    print("rows", df["user_id"].tolist(), df["finished_at"].astype(str).tolist())
+"""
+
+
+@pytest.mark.skipif(not SUPERSET_PYTHON, reason="set LAKEHOSE_TEST_SUPERSET_PYTHON to a Python with "
+                                                "apache-superset, psycopg2-binary, flask-caching==2.3.0, cachetools")
+def test_superset_postgres_engine_spec(lake: Lake, tmp_path: Path) -> None:
+    (tmp_path / "superset_config.py").write_text(SUPERSET_CONFIG.format(home=tmp_path))
+    (tmp_path / "check.py").write_text(SUPERSET_SCRIPT)
+    uri = f"postgresql+psycopg2://bi:{lake.lh.token}@127.0.0.1:{lake.pg_port}/lake"
+    out = subprocess.run([SUPERSET_PYTHON, str(tmp_path / "check.py"), uri], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "SUPERSET_CONFIG_PATH": str(tmp_path / "superset_config.py")})
+    lines = out.stdout.splitlines()
+    assert "spec PostgresEngineSpec" in lines, out.stderr[-3000:]
+    assert "tables ['_rejected', 'level_complete']" in lines
+    assert any(line.startswith("columns ['event_id', 'ts'") for line in lines)
+    assert "rows ['u1', 'ünï-😀'] ['2026-01-01 08:00:00+00:00', 'NaT']" in lines
+
+
 # --- both backends ------------------------------------------------------------------------------
 
 @BOTH_BACKENDS

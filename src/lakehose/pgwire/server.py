@@ -1,7 +1,9 @@
 """The PostgreSQL endpoint: one asyncio task per client, each query in a worker thread.
 
-Clients log in with any user name and a read token as the password (sent in
-clear text: listen on loopback, or put TLS in front). Queries go through the
+Clients log in with any user name and a read token as the password, sent in
+clear text: tokens are stored only as hashes, from which neither an md5 nor a
+SCRAM verifier can be derived. Hence loopback by default; elsewhere, put TLS in
+front. Queries go through the
 same :class:`~lakehose.query.engine.QueryEngine` as ``/v1/query``, so the
 same sandbox, row limit and timeout apply; writes are refused with SQLSTATE
 25006. Session commands (SET, SHOW, BEGIN/COMMIT/ROLLBACK, DECLARE/FETCH/CLOSE
