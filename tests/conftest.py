@@ -73,7 +73,8 @@ class Server:
         self.command = command
         self.data_dir = data_dir
         self.port = port
-        self.env = {**os.environ, **(env or {})}
+        # each server's PostgreSQL endpoint on a port of its own, so parallel runs do not collide
+        self.env = {**os.environ, "LAKEHOSE_PGWIRE__PORT": str(free_port()), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"{command[0]}-{port}.log"
 
