@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -354,6 +355,23 @@ def test_superset_postgres_engine_spec(lake: Lake, tmp_path: Path) -> None:
     assert "tables ['_rejected', 'level_complete']" in lines
     assert any(line.startswith("columns ['event_id', 'ts'") for line in lines)
     assert "rows ['u1', 'ünï-😀'] ['2026-01-01 08:00:00+00:00', 'NaT']" in lines
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+def test_serve_pg_port_flag_and_a_busy_port(lh: Lakehose) -> None:
+    """--pg-port chooses the port; a port in use is logged and HTTP serves on regardless."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        blocked = lh.server("serve", "--pg-port", str(taken)).start()
+        assert lh.reader(blocked).get("/v1/tables").status_code == 200
+        assert "pgwire_listen_failed" in blocked.log_path.read_text()
+    port = free_port()
+    lh.server("serve", "--pg-port", str(port)).start()
+    with psycopg.connect(host="127.0.0.1", port=port, user="bi", password=lh.token) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("lakehose",)
 
 
 # --- both backends ------------------------------------------------------------------------------
