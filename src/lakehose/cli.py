@@ -23,6 +23,7 @@ from lakehose.errors import LakehoseError
 if TYPE_CHECKING:  # the commands import their modules when they run
     from lakehose.maintenance.compact import Compacted
     from lakehose.maintenance.expire import Expired
+    from lakehose.maintenance.forget import Forgotten
     from lakehose.maintenance.jobs import Outcome
 
 T = TypeVar("T")
@@ -292,6 +293,37 @@ def _duration(text: str) -> dt.timedelta:
     return dt.timedelta(**{units[unit]: int(number)})
 
 
+def _rows(n: int) -> str:
+    return f"{n} row{'s' if n != 1 else ''}"
+
+
+def cmd_dedupe(args: argparse.Namespace) -> int:
+    from lakehose.maintenance.dedupe import dedupe
+
+    return _report(dedupe(_settings(args), args.stream, args.window), lambda n: (
+        f"removed {_rows(n)} whose event_id was already in the table" if n else "no duplicates"))
+
+
+def _forgotten(f: Forgotten) -> str:
+    text = f"removed {_rows(f.rows)}" if f.rows else "nothing matches"
+    if f.snapshots:
+        text += f"; expired {f.snapshots} snapshots, deleted {f.files_deleted} files only they referenced"
+    return text
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from lakehose.maintenance.forget import forget
+
+    if (args.user_id is None) == (args.where is None):
+        raise ValueError("give --user-id ID or --where COLUMN=VALUE (one of them)")
+    where = f"user_id={args.user_id}" if args.user_id is not None else args.where
+    outcomes = forget(_settings(args), where)
+    code = _report(outcomes, _forgotten)
+    if code == 0 and not any(o.result is not None and o.result.rows for o in outcomes):
+        print(f"nothing matches {where}: nothing removed")
+    return code
+
+
 def _positive(text: str) -> int:
     """A whole number above zero: an argparse type."""
     if not text.isdigit() or int(text) == 0:
@@ -489,6 +521,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--stream", required=True)
     replay.add_argument("--since", help="only rows received at or after this ISO 8601 time")
     replay.add_argument("--reason", help="only rows rejected for this reason code")
+
+    dedupe = add(commands, "dedupe", cmd_dedupe,
+                 "remove rows whose event_id is already in the table (client retries); "
+                 "keeps the copy received first")
+    dedupe.add_argument("--stream", help="only this stream (default: every stream)")
+    dedupe.add_argument("--window", type=_duration, default=dt.timedelta(days=7),
+                        help="look at the day(ts) partitions of this last stretch (default 7d)")
+
+    forget = add(commands, "forget", cmd_forget,
+                 "delete a user's rows from every table, rejected events included, and the files "
+                 "that held them")
+    forget.add_argument("--user-id", help="the user_id to forget (same as --where user_id=ID)")
+    forget.add_argument("--where", help="COLUMN=VALUE: any top-level column; the value is read as "
+                                        "the column's type")
 
     compact = add(commands, "compact", cmd_compact,
                   "rewrite each partition's small files into files of the target size")

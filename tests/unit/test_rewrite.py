@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog.sql import SqlCatalog
@@ -17,6 +18,7 @@ from pyiceberg.types import NestedField, StringType, TimestamptzType
 
 from lakehose.errors import FilesMoved
 from lakehose.lake.offsets import commit_with_offsets, read_offsets
+from lakehose.maintenance.forget import Condition, JsonMatcher, forget_in_table
 from lakehose.maintenance.rewrite import live_files, remove_rows
 
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
@@ -80,3 +82,17 @@ def test_a_file_replaced_by_another_writer_first_fails_cleanly(catalog: SqlCatal
     assert content(table) == ["f1-0", "f1-2"]
     assert set(tmp_path.rglob("*.parquet")) == parquet_before, "the losing rewrite left files behind"
 
+
+def test_forget_skips_files_written_before_its_column_existed(catalog: SqlCatalog) -> None:
+    table = catalog.load_table(("events", "t"))
+    table.append(rows(table, "old-", "a", "b"))
+    with table.update_schema() as update:
+        update.add_column("email", StringType())
+    condition, matcher = Condition.parse("email=x@example.com"), JsonMatcher("email", ["x@example.com"])
+    assert forget_in_table(duckdb.connect(), table, condition, "x@example.com", matcher) == 0
+
+    table.append(pa.Table.from_pylist([{"event_id": "new-0", "ts": NOW, "email": "x@example.com"},
+                                       {"event_id": "new-1", "ts": NOW, "email": "y@example.com"}],
+                                      schema=table.schema().as_arrow()))
+    assert forget_in_table(duckdb.connect(), table, condition, "x@example.com", matcher) == 1
+    assert content(table) == ["new-1", "old-0", "old-1"]
