@@ -244,8 +244,24 @@ def rewrite(sql: str, backend_pid: int) -> str:
                 out.append(f"{SCHEMA}.{low}")
                 i += 1
                 continue
-        if kind == "word" and low in ("generate_series", "unnest") and nxt < len(toks) and toks[nxt][1] == "(":
-            # FROM generate_series(...) s: in PostgreSQL ``s`` is also the column; DuckDB needs s(s)
+        if kind == "word" and low == "any" and nxt < len(toks) and toks[nxt][1] == "(":
+            # a.attnum = ANY(ix.indkey): DuckDB makes a column's ANY a subquery, which it cannot put in an
+            # outer join's condition (SQLAlchemy 1.4's index reflection); list_contains says the same
+            start = significant(nxt + 1)
+            end = _identifier_end(toks, start)
+            close = significant(end)
+            equals = max((k for k, v in enumerate(out) if v.strip()), default=-1)
+            left = _identifier_start(out, equals - 1) if equals >= 0 and out[equals] == "=" else -1
+            if end > start and close < len(toks) and toks[close][1] == ")" and left >= 0:
+                column = "".join(out[left:equals]).strip()
+                del out[left:]
+                out.append(f"list_contains({''.join(v for _, v in toks[nxt + 1:close])}, {column})")
+                i = close + 1
+                continue
+        if (kind == "word" and low in ("generate_series", "unnest") and nxt < len(toks) and toks[nxt][1] == "("
+                and next((v.lower() for v in reversed(out) if v.lower() in ("select", "from")), "") == "from"):
+            # FROM generate_series(...) s: in PostgreSQL ``s`` is also the column; DuckDB needs s(s).
+            # In a select list (SQLAlchemy 1.4's primary keys: SELECT unnest(ix.indkey) attnum) s is a plain alias.
             depth, close = 0, nxt
             while close < len(toks):
                 depth += {"(": 1, ")": -1}.get(toks[close][1], 0)
@@ -269,6 +285,31 @@ def rewrite(sql: str, backend_pid: int) -> str:
         out.append(text)
         i += 1
     return "".join(out)
+
+
+def _identifier_end(toks: list[tuple[str, str]], start: int) -> int:
+    """Where the dotted name (``ix.indkey``) starting at ``start`` ends; ``start`` if there is none."""
+    end = start
+    while end < len(toks) and toks[end][0] == "word":
+        end += 1
+        if end == len(toks) or toks[end][1] != ".":
+            return end
+        end += 1
+    return start
+
+
+def _identifier_start(out: list[str], last: int) -> int:
+    """Where the dotted name ending at ``out[last]`` (spaces skipped) starts; -1 if it is not one."""
+    while last >= 0 and not out[last].strip():
+        last -= 1
+    start = -1
+    while last >= 0 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", out[last]):
+        start = last
+        if last >= 1 and out[last - 1] == ".":
+            last -= 2
+        else:
+            break
+    return start
 
 
 def _regex(operator: str, toks: list[tuple[str, str]], right: int) -> str:
