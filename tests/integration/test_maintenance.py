@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileType
@@ -23,7 +24,7 @@ from pyiceberg.io.pyarrow import _dataframe_to_data_files, _determine_partitions
 from pyiceberg.table import Table, WriteTask
 
 from conftest import BOTH_BACKENDS, Lakehose
-from lake_support import Load, assert_exactly_once, wait_landed
+from lake_support import Load, assert_exactly_once, wait_for_count, wait_landed
 from lakehose.config import load_settings
 from lakehose.lake.catalog import open_catalog
 from lakehose.maintenance.references import References
@@ -220,6 +221,33 @@ def test_commit_cost_stays_flat_when_expiry_runs(lh: Lakehose) -> None:
     first, last = statistics.median(costs[10:40]), statistics.median(costs[-30:])
     assert last <= 2 * first, f"first commits {first * 1000:.1f} ms of CPU, last {last * 1000:.1f} ms"
     assert len(table.snapshots()) <= 5 + 50 and len(table.metadata.metadata_log) <= 20
+
+
+def test_up_runs_the_jobs_on_its_schedule_and_counts_them(lh: Lakehose) -> None:
+    lh.create_stream(STREAM)
+    env = {"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.2", "LAKEHOSE_MAINTENANCE__INTERVAL_SECONDS": "1",
+           "LAKEHOSE_MAINTENANCE__MIN_FILES": "2"}
+    server = lh.server("up", env=env).start()
+    reader = lh.reader(server)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"}) as writer:
+        for n in range(3):  # three commits: three small files in today's partition
+            batch = [{"user_id": "u", "level": 1 + i} for i in range(5)]
+            assert writer.post(f"/v1/streams/{STREAM}/events", json=batch).status_code == 200
+            wait_for_count(reader, STREAM, 5 * (n + 1))
+    deadline = time.monotonic() + 60
+    while True:
+        metrics = httpx.get(f"{server.url}/metrics").text
+        compacted = len(live(table_of(lh))) == 1  # a run may come between two commits: then two runs
+        if compacted and all(f'lakehose_maintenance_runs_total{{job="{job}",outcome="success"}}' in metrics
+                             for job in ("retention", "compact", "expire")):
+            break
+        assert time.monotonic() < deadline, f"no scheduled compaction landed:\n{metrics}"
+        time.sleep(0.5)
+    assert 'lakehose_maintenance_last_success_timestamp_seconds{job="compact"}' in metrics
+    assert any(s.summary is not None and s.summary.get(JOB_PROPERTY) == "compact"
+               for s in table_of(lh).snapshots())
+    wait_for_count(reader, STREAM, 15)
+    server.stop()
 
 
 def test_bad_arguments_are_refused_clearly(lh: Lakehose) -> None:

@@ -11,14 +11,15 @@ value and column statistics are pyiceberg's own), optionally sorted by a
 column (``--sort ts``). A group is held in memory while it is rewritten:
 about the target size of Parquet, several times that as Arrow.
 
-Each partition is one commit that deletes exactly the files it read and adds
-the new ones (``rewrite.replace_files``, under the table's commit lock), never
-a filter: delivery keeps appending to the same partition meanwhile, and those
-files are not touched. If another writer removed one of the files first
-(another compaction, a dedupe or forget), or commits kept landing first, that
-partition is skipped and counted as ``moved``; its new files are deleted and
-the next run plans it again. Table properties (delivery's log offsets) are not
-part of the commit.
+The table's manifests are merged first when there are many (see
+``compact_table``). Each partition is then one commit that deletes exactly the
+files it read and adds the new ones (``rewrite.replace_files``, under the
+table's commit lock), never a filter: delivery keeps appending to the same
+partition meanwhile, and those files are not touched. If another writer
+removed one of the files first (another compaction, a dedupe or forget), or
+commits kept landing first, that partition is skipped and counted as
+``moved``; its new files are deleted and the next run plans it again. Table
+properties (delivery's log offsets) are not part of the commit.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pyiceberg.types import PrimitiveType
 from lakehose.config import Settings
 from lakehose.errors import FilesMoved, LakehoseError
 from lakehose.maintenance.jobs import Outcome, run_on_tables, table_name
+from lakehose.maintenance.manifests import merge_manifests
 from lakehose.maintenance.rewrite import live_files, replace_files
 
 JOB = "compact"
@@ -122,9 +124,16 @@ def _rewrite(table: Table, group: Iterable[DataFile], sort: str | None, write_uu
 
 
 def compact_table(table: Table, target_bytes: int, min_files: int, sort: str | None,
-                  stop: threading.Event | None = None) -> Compacted:
-    """Compact every partition of ``table`` that needs it, one commit per partition."""
+                  max_manifests: int = 16, stop: threading.Event | None = None) -> Compacted:
+    """Compact every partition of ``table`` that needs it, one commit per partition.
+
+    The manifests are merged first if there are more than ``max_manifests``: a
+    commit that removes files rewrites every manifest listing one of them, and
+    delivery leaves one manifest per commit, each listing a file of today's
+    partition (150 commits: 150 manifest rewrites per partition, ~3 s, instead of one).
+    """
     result = Compacted()
+    merge_manifests(table, max_manifests)
     if sort and sort not in table.schema().column_names:
         sort = None  # e.g. events._rejected has no ts: compact it unsorted
     write_uuid, task_id = uuid.uuid4(), 0
@@ -163,4 +172,5 @@ def compact(settings: Settings, stream: str | None = None, target_bytes: int | N
     m = settings.maintenance
     return run_on_tables(JOB, settings, stream, functools.partial(
         compact_table, target_bytes=target_bytes or m.target_file_bytes,
-        min_files=min_files or m.min_files, sort=m.sort if sort is None else sort, stop=stop), stop)
+        min_files=min_files or m.min_files, sort=m.sort if sort is None else sort,
+        max_manifests=m.max_manifests, stop=stop), stop)
