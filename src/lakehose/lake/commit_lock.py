@@ -18,7 +18,6 @@ A process that dies releases it (its connection or its file closes).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,8 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table
+
+from lakehose.registry.store import database_lock
 
 
 def _key(name: str) -> int:
@@ -41,15 +42,5 @@ def commit_lock(table: Table) -> Iterator[None]:
         return
     engine: sa.Engine = table.catalog.engine
     name = ".".join(table.name())
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _key(f"commit {name}")})
-            yield
-        return
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        yield
-        return
-    with open(f"{database}.{name}.commit-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+    with database_lock(engine, _key(f"commit {name}"), f".{name}.commit-lock"):
         yield

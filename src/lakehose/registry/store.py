@@ -102,25 +102,35 @@ STREAMS_LOCK_KEY = SCHEMA_LOCK_KEY + 1  # serialises stream creation under max_s
 
 
 @contextmanager
-def schema_lock(engine: sa.Engine) -> Iterator[None]:
-    """Serialise creating tables in the catalog database across processes and threads.
+def database_lock(engine: sa.Engine, key: int, file_suffix: str) -> Iterator[None]:
+    """Hold an exclusive lock named by ``key`` in the catalog database, across processes.
 
-    ``CREATE TABLE`` races: two that both saw no table both create it, and one
-    fails ("already exists"). On PostgreSQL the block runs holding a
-    transaction-level advisory lock, on a connection of its own; on SQLite it
-    holds an exclusive ``flock`` on a file beside the database.
+    On PostgreSQL a transaction-level advisory lock, on a connection of its own;
+    on SQLite an exclusive ``flock`` on ``<database><file_suffix>`` beside it. A
+    process that dies releases it (its connection or its file closes).
     """
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             yield
         return
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.lock", "a") as handle:
+    with open(f"{database}{file_suffix}", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+@contextmanager
+def schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise creating tables in the catalog database across processes and threads.
+
+    ``CREATE TABLE`` races: two that both saw no table both create it, and one
+    fails ("already exists").
+    """
+    with database_lock(engine, SCHEMA_LOCK_KEY, ".lock"):
         yield
 
 
