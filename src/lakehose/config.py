@@ -85,6 +85,15 @@ class PgwireSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"  # passwords (read tokens) travel in clear text: loopback by default
     port: int = 5433
+    # every open connection counts, logged in or not; one more is refused with SQLSTATE 53300
+    max_connections: int = 100
+    # from connect to the accepted password; a client that takes longer is dropped
+    auth_timeout_seconds: float = 10.0
+    # one message after login (a query text, a Bind's values); before login the limit is 10 000 bytes
+    max_message_bytes: int = 8 * MiB
+    # per session: server-side cursors and bound portals each hold a result, up to [query] row_limit rows
+    max_cursors: int = 64
+    max_prepared_statements: int = 1000
 
 
 class AuditSettings(_Section):
@@ -159,7 +168,8 @@ _POSITIVE = {
                   "max_inflight_requests", "body_timeout_seconds"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),
     "query": ("row_limit", "timeout_seconds"),
-    "pgwire": ("port",),
+    "pgwire": ("port", "max_connections", "auth_timeout_seconds", "max_message_bytes", "max_cursors",
+               "max_prepared_statements"),
     "registry": ("max_streams", "max_columns", "max_depth"),
     "maintenance": ("interval_seconds", "target_file_bytes", "min_files", "keep_snapshots",
                     "max_manifests"),

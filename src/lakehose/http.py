@@ -89,7 +89,7 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
 
             host, port = settings.pgwire.host, settings.pgwire.port
             try:
-                server = await PgServer(engine, guard).start(host, port)
+                server = await PgServer(engine, guard, settings.pgwire).start(host, port)
             except OSError as exc:  # HTTP still serves; say what to change
                 logs.Logger("pgwire").error(
                     "pgwire_listen_failed", f"the PostgreSQL endpoint cannot listen on {host}:{port} "

@@ -9,6 +9,15 @@ same sandbox, row limit and timeout apply; writes are refused with SQLSTATE
 25006. Session commands (SET, SHOW, BEGIN/COMMIT/ROLLBACK, DECLARE/FETCH/CLOSE
 for server-side cursors, DEALLOCATE, DISCARD) are answered here: the lake is
 read-only, so a transaction is only a status byte to keep clients in step.
+
+No client can hold more than the ``[pgwire]`` settings allow: connections
+(``max_connections``, counted from accept, so clients that never log in count
+too), time to log in (``auth_timeout_seconds``), bytes read before the password
+is accepted (:data:`codec.MAX_STARTUP_BYTES`) and after it
+(``max_message_bytes``, refused from the length prefix, before any byte of the
+body is read), and per session cursors/portals and prepared statements. A
+session lives only as long as its token: when the table of tokens refreshed
+each second no longer has it live, the session ends with a FATAL 28000.
 """
 
 from __future__ import annotations
@@ -29,16 +38,20 @@ import pyarrow as pa
 from starlette.datastructures import Headers
 
 from lakehose.auth import AuthError, TokenGuard, authenticate_token
+from lakehose.config import PgwireSettings
 from lakehose.errors import QueryFailed, QueryRefused
 from lakehose.logs import Logger
 from lakehose.pgwire import catalog, codec
 from lakehose.pgwire import types as t
 from lakehose.pgwire.catalog import leading_words, split_statements, tokens
 from lakehose.query.engine import QueryEngine
+from lakehose.registry.credentials import Holder, hash_secret
 
 _LOG = Logger("pgwire")
 WORKER_THREADS = 16
 ROWS_PER_WRITE = 2000
+TOKEN_CHECK_SECONDS = 0.1  # how often the token table is looked at; it changes once a second
+REFUSAL_GRACE_SECONDS = 1.0  # for a refused client's startup packet, so it reads the refusal
 
 
 class SqlError(Exception):
@@ -48,6 +61,10 @@ class SqlError(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
+
+
+class Fatal(SqlError):
+    """An error that ends the connection: sent with severity FATAL, then the socket is closed."""
 
 
 def _sqlstate(exc: QueryFailed) -> str:
@@ -114,6 +131,18 @@ def _command(tag: str) -> Result:
     return Result([], [], [], tag)
 
 
+def bind_values(message: codec.Bind, param_oids: list[int]) -> list[Any]:
+    """A Bind's values as DuckDB binds them; a value that does not read as its type is a 22P02."""
+    values: list[Any] = []
+    for i, (data, binary) in enumerate(zip(message.values, message.binary)):
+        oid = param_oids[i] if i < len(param_oids) else 0
+        try:
+            values.append(None if data is None else t.decode_parameter(oid, data, binary))
+        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+            raise SqlError("22P02", f"parameter ${i + 1}: {exc}") from exc
+    return values
+
+
 @dataclass
 class Prepared:
     sql: str  # as the client sent it
@@ -160,9 +189,12 @@ class Session:
     """One client connection: its settings, prepared statements, portals and transaction state."""
 
     def __init__(self, server: PgServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 pid: int, secret: int) -> None:
+                 pid: int, secret: int, token_hash: str) -> None:
         self.server = server
         self.engine = server.engine
+        self.limits = server.settings
+        self.token_hash = token_hash
+        self.ended: str | None = None  # why the server ends this session (its token was revoked)
         self.reader = reader
         self.writer = writer
         self.pid = pid
@@ -198,6 +230,20 @@ class Session:
         if cursor is not None:
             self.canceled = True
             cursor.interrupt()
+
+    def end(self, reason: str, task: asyncio.Task[None]) -> None:
+        """Stop the session from outside: interrupt its query, cancel its task, tell it why."""
+        self.ended = reason
+        self.cancel()
+        task.cancel()
+
+    def _admit(self, table: dict[str, Any], name: str, limit: int, what: str, setting: str) -> None:
+        """Room for one more named entry in ``table`` (replacing one, or the unnamed one, is free)."""
+        if not name or name in table:
+            return
+        if sum(1 for key in table if key) >= limit:
+            raise SqlError("53400", f"too many {what} in this session ({limit}, the server's [pgwire] "
+                                    f"{setting}); close some first")
 
     def _on_cursor(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor
@@ -385,9 +431,10 @@ class Session:
             if kind == "word" and text.upper() == "FOR":
                 break
         query = sql[offset:]
-        result = await self.run_engine(query, params)
         if name in self.portals:
             raise SqlError("42P03", f'cursor "{name}" already exists')
+        self._admit(self.portals, name, self.limits.max_cursors, "cursors and portals", "max_cursors")
+        result = await self.run_engine(query, params)
         self.portals[name] = Portal(Prepared(query, []), params, [], result, 0, hold)
         return _command("DECLARE CURSOR")
 
@@ -423,6 +470,9 @@ class Session:
     # --- sending results ----------------------------------------------------------------
 
     def fields(self, result: Result, formats: list[int]) -> list[codec.Field]:
+        if len(formats) > 1 and len(formats) != len(result.names):
+            raise SqlError("08P01", f"{len(formats)} result formats for {len(result.names)} columns")
+
         def fmt(i: int) -> int:
             if not formats:
                 return 0
@@ -456,7 +506,12 @@ class Session:
     # --- simple query -------------------------------------------------------------------
 
     async def simple_query(self, body: bytes) -> None:
-        sql = codec.Buffer(body).cstring()
+        try:
+            sql = codec.query_text(body)
+        except codec.BadMessage as exc:
+            self.send_error(SqlError("08P01", f"invalid Query message: {exc}"))
+            self.send(codec.ready_for_query(self.status()))
+            return
         statements = split_statements(sql)
         if not statements:
             self.send(codec.EMPTY_QUERY)
@@ -471,40 +526,27 @@ class Session:
     # --- extended query -----------------------------------------------------------------
 
     def parse(self, body: bytes) -> None:
-        buf = codec.Buffer(body)
-        name, sql = buf.cstring(), buf.cstring()
-        oids = [buf.int32() for _ in range(buf.int16())]
-        statements = split_statements(sql)
+        message = codec.parse_message(body)
+        name = message.name
+        statements = split_statements(message.sql)
         if len(statements) > 1:
             raise SqlError("42601", "cannot insert multiple commands into a prepared statement")
         if name and name in self.prepared:
             raise SqlError("42P05", f'prepared statement "{name}" already exists')
-        self.prepared[name] = Prepared(statements[0] if statements else "", oids)
+        self._admit(self.prepared, name, self.limits.max_prepared_statements, "prepared statements",
+                    "max_prepared_statements")
+        self.prepared[name] = Prepared(statements[0] if statements else "", message.param_oids)
         self.send(codec.PARSE_COMPLETE)
 
     def bind(self, body: bytes) -> None:
-        buf = codec.Buffer(body)
-        portal, name = buf.cstring(), buf.cstring()
-        prepared = self.prepared.get(name)
+        message = codec.bind_message(body)
+        prepared = self.prepared.get(message.statement)
         if prepared is None:
-            raise SqlError("26000", f'prepared statement "{name}" does not exist')
-        param_formats = [buf.int16() for _ in range(buf.int16())]
-        values: list[Any] = []
-        for i in range(buf.int16()):
-            length = buf.int32()
-            if length < 0:
-                values.append(None)
-                continue
-            data = buf.bytes_(length)
-            binary = (param_formats[0] if len(param_formats) == 1 else
-                      param_formats[i] if param_formats else 0) == 1
-            oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
-            try:
-                values.append(t.decode_parameter(oid, data, binary))
-            except (ValueError, struct.error, UnicodeDecodeError) as exc:
-                raise SqlError("22P02", f"parameter ${i + 1}: {exc}") from exc
-        formats = [buf.int16() for _ in range(buf.int16())]
-        self.portals[portal] = Portal(prepared, values, formats)
+            raise SqlError("26000", f'prepared statement "{message.statement}" does not exist')
+        self._admit(self.portals, message.portal, self.limits.max_cursors, "cursors and portals",
+                    "max_cursors")
+        values = bind_values(message, prepared.param_oids)
+        self.portals[message.portal] = Portal(prepared, values, message.result_formats)
         self.send(codec.BIND_COMPLETE)
 
     async def _portal_result(self, portal: Portal) -> Result:
@@ -513,9 +555,9 @@ class Session:
         return portal.result
 
     async def describe(self, body: bytes) -> None:
-        buf = codec.Buffer(body)
-        kind, name = buf.bytes_(1), buf.cstring()
-        if kind == b"S":
+        target = codec.target_message(body)
+        name = target.name
+        if target.kind == b"S":
             prepared = self.prepared.get(name)
             if prepared is None:
                 raise SqlError("26000", f'prepared statement "{name}" does not exist')
@@ -547,8 +589,8 @@ class Session:
         return codec.row_description(self.fields(result, []))
 
     async def execute_portal(self, body: bytes) -> None:
-        buf = codec.Buffer(body)
-        name, max_rows = buf.cstring(), buf.int32()
+        message = codec.execute_message(body)
+        name, max_rows = message.portal, message.max_rows
         portal = self.portals.get(name)
         if portal is None:
             raise SqlError("34000", f'portal "{name}" does not exist')
@@ -570,12 +612,11 @@ class Session:
             self.send(codec.command_complete(result.tag))
 
     def close(self, body: bytes) -> None:
-        buf = codec.Buffer(body)
-        kind, name = buf.bytes_(1), buf.cstring()
-        if kind == b"S":
-            self.prepared.pop(name, None)
+        target = codec.target_message(body)
+        if target.kind == b"S":
+            self.prepared.pop(target.name, None)
         else:
-            self.portals.pop(name, None)
+            self.portals.pop(target.name, None)
         self.send(codec.CLOSE_COMPLETE)
 
     # --- the message loop ---------------------------------------------------------------
@@ -583,7 +624,10 @@ class Session:
     async def serve(self) -> None:
         skipping = False  # after an error in the extended protocol, until Sync
         while True:
-            kind, body = await codec.read_message(self.reader)
+            try:
+                kind, body = await codec.read_message(self.reader, self.limits.max_message_bytes)
+            except codec.MessageTooLarge as exc:
+                raise Fatal("54000", f"{exc} (the server's [pgwire] max_message_bytes)") from exc
             if kind == b"X":
                 return
             if kind == b"Q":
@@ -606,6 +650,12 @@ class Session:
             await self.writer.drain()
 
     async def _extended(self, kind: bytes, body: bytes) -> None:
+        try:
+            await self._extended_message(kind, body)
+        except codec.BadMessage as exc:
+            raise SqlError("08P01", f"invalid message {kind!r}: {exc}") from exc
+
+    async def _extended_message(self, kind: bytes, body: bytes) -> None:
         if kind == b"P":
             self.parse(body)
         elif kind == b"B":
@@ -621,23 +671,54 @@ class Session:
 
 
 class PgServer:
-    """Accepts PostgreSQL clients for one query engine; tracks sessions for CancelRequest."""
+    """Accepts PostgreSQL clients for one query engine; tracks sessions for CancelRequest and revocation."""
 
-    def __init__(self, engine: QueryEngine, guard: TokenGuard) -> None:
+    def __init__(self, engine: QueryEngine, guard: TokenGuard, settings: PgwireSettings) -> None:
         self.engine = engine
         self.guard = guard
-        self.sessions: dict[int, Session] = {}
+        self.settings = settings
+        self.sessions: dict[int, tuple[Session, asyncio.Task[None]]] = {}
+        self.connections = 0
+        self.watcher: asyncio.Task[None] | None = None
         self.pool = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="pgwire")
         catalog.install(engine.con, engine.namespace)
 
     async def start(self, host: str, port: int) -> asyncio.Server:
-        return await asyncio.start_server(self.handle, host, port)
+        server = await asyncio.start_server(self.handle, host, port)
+        self.watcher = asyncio.create_task(self._end_revoked_sessions(server))
+        return server
+
+    async def _end_revoked_sessions(self, server: asyncio.Server) -> None:
+        """While listening: end each session whose token the table refreshed each second no longer has live."""
+        seen: dict[str, Holder] | None = None
+        while server.is_serving():
+            await asyncio.sleep(TOKEN_CHECK_SECONDS)
+            tokens = self.guard.tokens
+            if tokens is seen:
+                continue
+            seen = tokens
+            for session, task in list(self.sessions.values()):
+                holder = tokens.get(session.token_hash)
+                if holder is None or holder.revoked:
+                    name = f"token {holder.name!r}" if holder else "the token"
+                    session.end(f"terminating connection: {name} has been revoked", task)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await self._connection(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, codec.ProtocolError):
-            pass  # the client went away or spoke something else: nothing to answer
+            if self.connections >= self.settings.max_connections:
+                await self._refuse(reader, writer)
+                return
+            self.connections += 1
+            try:
+                await self._connection(reader, writer)
+            finally:
+                self.connections -= 1
+        except Fatal as exc:
+            writer.write(codec.error(exc.code, exc.text, "FATAL"))
+        except codec.ProtocolError as exc:
+            writer.write(codec.error("08P01", f"invalid frontend message: {exc}", "FATAL"))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client went away: nothing to answer
         except Exception as exc:  # noqa: BLE001 - one client's bug must not stop the server
             _LOG.error("session_failed", f"a PostgreSQL session failed: {exc!r}")
             with contextlib.suppress(Exception):
@@ -647,41 +728,38 @@ class PgServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Over the cap: read the client's (small) startup packet so it can read why, then answer."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REFUSAL_GRACE_SECONDS):
+                await self._startup(reader, writer)
+        raise Fatal("53300", f"sorry, too many clients already (the server's [pgwire] max_connections "
+                             f"is {self.settings.max_connections})")
+
+    async def _startup(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> codec.Startup:
+        """The first packet after any SSL/GSS negotiation, which is refused: TLS belongs in front."""
         startup = await codec.read_startup(reader)
         while startup.code in (codec.SSL_REQUEST, codec.GSSENC_REQUEST):
             writer.write(codec.SSL_REFUSED)
             await writer.drain()
             startup = await codec.read_startup(reader)
-        if startup.code == codec.CANCEL_REQUEST:
-            pid, secret = struct.unpack("!ii", startup.body[:8])
-            session = self.sessions.get(pid)
-            if session is not None and session.secret == secret:
-                session.cancel()
-            return
-        if startup.code != codec.PROTOCOL_3:
-            writer.write(codec.error("0A000", "only protocol 3.0 is supported", "FATAL"))
-            return
-        params = codec.startup_parameters(startup.body)
-        user = params.get("user", "")
-        writer.write(codec.auth_cleartext())
-        await writer.drain()
-        kind, body = await codec.read_message(reader)
-        if kind != b"p":
-            writer.write(codec.error("08P01", "expected a password message", "FATAL"))
-            return
-        password = body.rstrip(b"\x00").decode("utf-8", "replace")
+        return startup
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        timeout = self.settings.auth_timeout_seconds
         try:
-            authenticate_token(Headers({"authorization": f"Bearer {password}"}), self.guard.tokens, "read")
-        except AuthError as exc:
-            writer.write(codec.error("28P01", f'password authentication failed for user "{user}": '
-                                              f"{exc.reason} (the password is a lakehose read token)",
-                                     "FATAL"))
+            async with asyncio.timeout(timeout):
+                login = await self._login(reader, writer)
+        except TimeoutError:
+            raise Fatal("08006", f"no login within {timeout:g} s (the server's [pgwire] "
+                                 "auth_timeout_seconds)") from None
+        if login is None:
             return
+        params, token_hash = login
         pid = secrets.randbelow(2**31 - 1) + 1
         while pid in self.sessions:
             pid = secrets.randbelow(2**31 - 1) + 1
-        session = Session(self, reader, writer, pid, secrets.randbelow(2**31))
+        session = Session(self, reader, writer, pid, secrets.randbelow(2**31), token_hash)
         session.send(codec.auth_ok())
         session.apply_startup(params)
         for name in _REPORTED:
@@ -689,8 +767,47 @@ class PgServer:
         session.send(codec.backend_key_data(pid, session.secret))
         session.send(codec.ready_for_query(b"I"))
         await writer.drain()
-        self.sessions[pid] = session
+        task = asyncio.current_task()
+        assert task is not None  # a connection is always served by its own task
+        self.sessions[pid] = (session, task)
         try:
             await session.serve()
+        except asyncio.CancelledError:
+            if session.ended is None:
+                raise  # the server is stopping
+            raise Fatal("28000", session.ended) from None
         finally:
             del self.sessions[pid]
+
+    async def _login(self, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> tuple[dict[str, str], str] | None:
+        """Startup parameters and the hash of the accepted token; None after a cancel request."""
+        startup = await self._startup(reader, writer)
+        if startup.code == codec.CANCEL_REQUEST:
+            pid, secret = struct.unpack("!ii", startup.body)
+            session, _ = self.sessions.get(pid, (None, None))
+            if session is not None and session.secret == secret:
+                session.cancel()
+            return None
+        if startup.code != codec.PROTOCOL_3:
+            raise Fatal("0A000", "only protocol 3.0 is supported")
+        params = codec.startup_parameters(startup.body)
+        user = params.get("user", "")
+        writer.write(codec.auth_cleartext())
+        await writer.drain()
+        try:
+            kind, body = await codec.read_message(reader, codec.MAX_STARTUP_BYTES)
+        except codec.MessageTooLarge as exc:
+            raise Fatal("08P01", f"{exc} before login") from exc
+        if kind != b"p":
+            raise Fatal("08P01", "expected a password message")
+        try:
+            password = codec.query_text(body)
+        except codec.BadMessage as exc:
+            raise Fatal("08P01", f"invalid password message: {exc}") from exc
+        try:
+            authenticate_token(Headers({"authorization": f"Bearer {password}"}), self.guard.tokens, "read")
+        except AuthError as exc:
+            raise Fatal("28P01", f'password authentication failed for user "{user}": '
+                                 f"{exc.reason} (the password is a lakehose read token)") from exc
+        return params, hash_secret(password)
