@@ -59,3 +59,14 @@ def test_registry_policy_and_pattern_are_checked() -> None:
     assert len(caught.value.problems) == 2
     settings = parse_settings({}, {"LAKEHOSE_REGISTRY__AUTO_CREATE": "true"}, None)
     assert settings.registry.auto_create is True
+
+
+def test_pgwire_limits_have_defaults_and_are_checked() -> None:
+    pg = parse_settings({}, {}, None).pgwire
+    assert (pg.max_connections, pg.auth_timeout_seconds, pg.max_message_bytes, pg.max_cursors,
+            pg.max_prepared_statements) == (100, 10.0, 8 * 1024 * 1024, 64, 1000)
+    assert parse_settings({}, {"LAKEHOSE_PGWIRE__MAX_CURSORS": "3"}, None).pgwire.max_cursors == 3
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"pgwire": {"max_connections": 0, "auth_timeout_seconds": -1}}, {}, None)
+    assert {"[pgwire] max_connections must be positive",
+            "[pgwire] auth_timeout_seconds must be positive"} <= set(caught.value.problems)
