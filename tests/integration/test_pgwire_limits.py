@@ -282,6 +282,13 @@ def test_malformed_message_bodies_are_errors_not_crashes(pg: Endpoint) -> None:
             replies = until_ready(sock)
             assert [k for k, _ in replies] == [b"E", b"Z"]
             assert error_fields(replies[0][1])["C"] == "08P01"
+        out_of_range_date = struct.pack("!ii", 4, 2**31 - 1)  # binary DATE: 2**31 days after 2000
+        sock.sendall(message(b"P", b"\x00SELECT $1\x00" + struct.pack("!hi", 1, 1082))
+                     + message(b"B", b"\x00\x00" + struct.pack("!hh", 1, 1) + struct.pack("!h", 1)
+                               + out_of_range_date + struct.pack("!h", 0)) + message(b"S"))
+        replies = until_ready(sock)
+        assert [k for k, _ in replies] == [b"1", b"E", b"Z"]
+        assert error_fields(replies[1][1])["C"] == "22P02"
         sock.sendall(message(b"Q", b"SELECT 1\xff\x00"))
         replies = until_ready(sock)
         assert error_fields(replies[0][1])["C"] == "08P01"

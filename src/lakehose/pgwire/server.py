@@ -138,7 +138,7 @@ def bind_values(message: codec.Bind, param_oids: list[int]) -> list[Any]:
         oid = param_oids[i] if i < len(param_oids) else 0
         try:
             values.append(None if data is None else t.decode_parameter(oid, data, binary))
-        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             raise SqlError("22P02", f"parameter ${i + 1}: {exc}") from exc
     return values
 

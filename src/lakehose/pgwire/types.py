@@ -286,15 +286,22 @@ _BINARY_PARAMS: dict[int, Callable[[bytes], Any]] = {
 
 
 def decode_parameter(oid: int, data: bytes, binary: bool) -> Any:
-    """A bound parameter as the Python value DuckDB binds; unknown types as text."""
-    if binary:
-        if oid in _BINARY_PARAMS:
-            return _BINARY_PARAMS[oid](data)
-        if oid == JSONB:
-            return data[1:].decode()
-        return data.decode()
-    text = data.decode()
-    return _TEXT_PARAMS[oid](text) if oid in _TEXT_PARAMS else text
+    """A bound parameter as the Python value DuckDB binds; unknown types as text.
+
+    Raises ValueError, and only that, for bytes that do not read as the type: they
+    come from the client, and the session answers 22P02 and goes on.
+    """
+    try:
+        if binary:
+            if oid in _BINARY_PARAMS:
+                return _BINARY_PARAMS[oid](data)
+            if oid == JSONB:
+                return data[1:].decode()
+            return data.decode()
+        text = data.decode()
+        return _TEXT_PARAMS[oid](text) if oid in _TEXT_PARAMS else text
+    except (struct.error, ArithmeticError) as exc:  # short binary values, decimal and date overflows
+        raise ValueError(f"{exc} (a value of type {oid})") from exc
 
 
 def session_zone(name: str) -> dt.tzinfo:
