@@ -63,8 +63,16 @@ class SqlError(Exception):
         self.text = text
 
 
-class Fatal(SqlError):
-    """An error that ends the connection: sent with severity FATAL, then the socket is closed."""
+class Fatal(Exception):
+    """An error that ends the connection: sent with severity FATAL, then the socket is closed.
+
+    Not a :class:`SqlError`, so no handler of statement errors can keep the session going.
+    """
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
 
 
 def _sqlstate(exc: QueryFailed) -> str:
