@@ -303,6 +303,16 @@ def test_malformed_message_bodies_are_errors_not_crashes(pg: Endpoint) -> None:
         replies = until_ready(sock)
         assert [k for k, _ in replies] == [b"1", b"E", b"Z"]
         assert error_fields(replies[1][1])["C"] == "22P02"
+        sock.sendall(message(b"P", b"\x00SELECT 1, 2, 3\x00\x00\x00") + message(b"B", b"\x00\x00" + struct.pack(
+            "!hhhhh", 0, 0, 2, 0, 1)) + message(b"E", b"\x00\x00\x00\x00\x00") + message(b"S"))
+        replies = until_ready(sock)  # two result formats for three columns
+        assert [k for k, _ in replies] == [b"1", b"2", b"E", b"Z"]
+        assert error_fields(replies[2][1])["C"] == "08P01"
+        sock.sendall(message(b"Q", b"BEGIN; DECLARE c CURSOR FOR SELECT 1; FETCH 1.5 FROM c\x00"))
+        replies = until_ready(sock)
+        assert error_fields(replies[-2][1])["C"] == "42601"
+        sock.sendall(message(b"Q", b"ROLLBACK\x00"))
+        until_ready(sock)
         sock.sendall(message(b"Q", b"SELECT 1\xff\x00"))
         replies = until_ready(sock)
         assert error_fields(replies[0][1])["C"] == "08P01"

@@ -456,6 +456,8 @@ class Session:
         count = 1
         for kind, text in rest[:-1]:
             if kind == "number":
+                if not text.isdigit():
+                    raise SqlError("42601", f"syntax error: FETCH takes a whole number of rows, not {text}")
                 count = int(text)
             elif text.upper() == "ALL":
                 count = portal.result.rows
