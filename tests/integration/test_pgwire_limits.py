@@ -235,6 +235,9 @@ def test_connections_over_the_cap_are_refused_with_53300(pg: Endpoint) -> None:
             pg.connect()
         out = pg.psql("SELECT 1")
         assert out.returncode != 0 and "too many clients" in out.stderr
+        with pg.raw() as extra:
+            extra.sendall(startup_packet())
+            assert fatal(extra)["C"] == "53300"
     finally:
         for sock in held:
             sock.close()
