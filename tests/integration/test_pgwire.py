@@ -52,13 +52,14 @@ class Lake:
                               env={**os.environ, "PGPASSWORD": self.lh.token})
 
 
-def start(lh: Lakehose) -> Iterator[Lake]:
+def start(lh: Lakehose, env: dict[str, str] | None = None) -> Iterator[Lake]:
+    """An `up` with two events landed; ``env`` adds settings (tests/integration/test_readonly_sql.py)."""
     lh.create_stream("level_complete")
     pg_port = free_port()
     server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5",
                                   "LAKEHOSE_QUERY__ROW_LIMIT": "100000",
                                   "LAKEHOSE_QUERY__TIMEOUT_SECONDS": "3",
-                                  "LAKEHOSE_PGWIRE__PORT": str(pg_port)}).start()
+                                  "LAKEHOSE_PGWIRE__PORT": str(pg_port), **(env or {})}).start()
     writer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"})
     assert writer.post("/v1/streams/level_complete/events", json=EVENTS).json()["accepted"] == 2
     reader = lh.reader(server)
