@@ -92,6 +92,7 @@ ATTACKS = [
     "/* a comment */ DROP VIEW events.level_complete",
     "-- a comment\nDROP VIEW events.level_complete",
     "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+    "SELECT 1\x00; DROP VIEW events.level_complete",
 ]
 READS = [
     "SELECT 1",

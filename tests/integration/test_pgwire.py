@@ -40,16 +40,17 @@ class Lake:
         self.http = http
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        kwargs.setdefault("password", self.lh.token)
         return psycopg.connect(host="127.0.0.1", port=self.pg_port, user="bi", dbname="lake",
-                               password=self.lh.token, connect_timeout=10, **kwargs)
+                               connect_timeout=10, **kwargs)
 
-    def psql(self, *commands: str) -> subprocess.CompletedProcess[str]:
+    def psql(self, *commands: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
         args = ["psql", "-X", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "bi", "-d", "lake",
                 "-v", "ON_ERROR_STOP=1"]
         for command in commands:
             args += ["-c", command]
         return subprocess.run(args, capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PGPASSWORD": self.lh.token})
+                              env={**os.environ, "PGPASSWORD": token or self.lh.token})
 
 
 def start(lh: Lakehose, env: dict[str, str] | None = None) -> Iterator[Lake]:

@@ -42,9 +42,18 @@ def lake(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def reader(lake: Lake) -> httpx.Client:
+    """A client with a read token (not admin), once the server knows the token (it reloads each second)."""
     token = lake.lh.run("tokens", "create", "reader").stdout.strip()
-    return httpx.Client(base_url=str(lake.http.base_url), headers={"Authorization": f"Bearer {token}"},
-                        timeout=30)
+    client = httpx.Client(base_url=str(lake.http.base_url), headers={"Authorization": f"Bearer {token}"},
+                          timeout=30)
+    deadline = time.monotonic() + 15
+    while client.get("/v1/tables").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return client
+
+
+def token_of(reader: httpx.Client) -> str:
+    return reader.headers["Authorization"].removeprefix("Bearer ")
 
 
 def warehouse_state(lake: Lake) -> tuple[dict[str, str], dict[str, int]]:
@@ -66,7 +75,7 @@ def test_no_wrapper_writes_over_http_psycopg_psql_or_a_saved_chart(lake: Lake, r
         answer = reader.post("/v1/query", json={"sql": with_live_file(sql, lake)})
         assert answer.status_code in (400, 403), (sql, answer.text)
         assert answer.json()["error"] in ("query_refused", "query_failed"), sql
-    with lake.connect(autocommit=True) as conn:
+    with lake.connect(autocommit=True, password=token_of(reader)) as conn:
         for sql in ATTACKS:
             try:
                 conn.execute(with_live_file(sql, lake).encode())
@@ -78,7 +87,7 @@ def test_no_wrapper_writes_over_http_psycopg_psql_or_a_saved_chart(lake: Lake, r
     explain_copy = with_live_file(ATTACKS[0], lake)
     for sql in (explain_copy, "EXPLAIN ANALYZE DROP VIEW events.level_complete",
                 "SELECT * FROM query('SELECT 1')"):
-        psql = lake.psql(sql)
+        psql = lake.psql(sql, token=token_of(reader))
         assert psql.returncode != 0 and "read-only" in psql.stderr, psql.stderr
     # a saved chart is checked when saved, and its SQL again whenever it runs (the UI runs it
     # through /v1/query); the saved form of an attack is refused at both points
@@ -87,7 +96,7 @@ def test_no_wrapper_writes_over_http_psycopg_psql_or_a_saved_chart(lake: Lake, r
     assert refused.status_code == 403 and refused.json()["error"] == "query_refused"
     assert warehouse_state(lake) == before
     assert query(reader, "SELECT count(*) FROM level_complete") == [[2]]
-    with lake.connect() as conn:
+    with lake.connect(password=token_of(reader)) as conn:
         assert conn.execute("SELECT count(*) FROM events.level_complete").fetchone() == (2,)
 
 

@@ -27,13 +27,13 @@ out of a reader's reach, since ``allowed_directories`` allows writes too.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import duckdb
+import msgspec
 
 from lakehose.errors import QueryFailed, QueryRefused
 
@@ -83,6 +83,8 @@ class ReadOnlyCheck:
         self.refused = REFUSED | ({name for (name,) in flagged} - HARMLESS_VOLATILE)
 
     def __call__(self, sql: str) -> None:
+        if "\x00" in sql:  # DuckDB reads up to a NUL, what it runs and what is checked alike: refuse it
+            raise QueryRefused("the query contains a NUL character")
         statement = self._one_statement(sql)
         if statement.type == duckdb.StatementType.EXPLAIN:
             prefix = _EXPLAIN.match(statement.query)
@@ -107,9 +109,12 @@ class ReadOnlyCheck:
         return statements[0]
 
     def _check_select(self, sql: str) -> None:
-        with self._lock:
-            (serialized,) = self._parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone() or ("",)
-        tree = json.loads(serialized)
+        try:  # bound as a parameter: the text checked never becomes SQL of this cursor
+            with self._lock:
+                (serialized,) = self._parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone() or ("{}",)
+        except duckdb.Error as exc:
+            raise QueryFailed(str(exc)) from exc
+        tree = msgspec.json.decode(serialized)
         if tree.get("error") or len(tree.get("statements", ())) != 1:
             raise QueryRefused("this form of query cannot be checked as read-only and is refused "
                                f"({tree.get('error_message', 'not one statement')}); write it as a plain SELECT")
