@@ -9,15 +9,19 @@ The same server runs with small ``[query]`` caps, and each cap is attacked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
+
+from lakehose.ui.saved import Saved
 
 from conftest import Lakehose, backend_for
 from lake_support import query
@@ -27,7 +31,8 @@ from test_pgwire import Lake, start
 SLOW = "SELECT sum(hash(a.range + b.range)) FROM range(100000000) a, range(100) b"
 CAPS = {"LAKEHOSE_QUERY__MEMORY_LIMIT_BYTES": str(96 << 20), "LAKEHOSE_QUERY__SPILL_LIMIT_BYTES": str(16 << 20),
         "LAKEHOSE_QUERY__MAX_RESULT_BYTES": str(1 << 20), "LAKEHOSE_QUERY__MAX_CONCURRENT": "2",
-        "LAKEHOSE_QUERY__QUEUE_SECONDS": "0.2", "LAKEHOSE_MAINTENANCE__INTERVAL_SECONDS": "86400"}
+        "LAKEHOSE_QUERY__QUEUE_SECONDS": "0.2", "LAKEHOSE_QUERY__TIMEOUT_SECONDS": "30",
+        "LAKEHOSE_MAINTENANCE__INTERVAL_SECONDS": "86400"}
 TABLES = ["events.level_complete", "events._rejected"]
 # answered by the PostgreSQL endpoint itself (session state of its own), never sent to DuckDB
 SESSION_COMMANDS = ("SET", "RESET", "BEGIN")
@@ -100,6 +105,18 @@ def test_no_wrapper_writes_over_http_psycopg_psql_or_a_saved_chart(lake: Lake, r
         assert conn.execute("SELECT count(*) FROM events.level_complete").fetchone() == (2,)
 
 
+def test_a_chart_saved_before_the_check_is_refused_when_it_runs(lake: Lake, reader: httpx.Client) -> None:
+    """A chart row written straight into the catalog (as an older lakehose could have saved it)
+    is run as the UI runs it, its SQL through /v1/query, and refused there."""
+    before = warehouse_state(lake)
+    attack = with_live_file(ATTACKS[0], lake)
+    stored = Saved(f"sqlite:///{lake.lh.data_dir / 'catalog.db'}").charts.create("old", {"viz": "table", "sql": attack})
+    chart = reader.get(f"/v1/charts/{stored.id}").json()
+    answer = reader.post("/v1/query", json={"sql": chart["sql"]})
+    assert answer.status_code == 403 and answer.json()["error"] == "query_refused"
+    assert warehouse_state(lake) == before
+
+
 def test_temporary_objects_die_with_their_query(lake: Lake, reader: httpx.Client) -> None:
     answer = reader.post("/v1/query", json={"sql": "SELECT count(*) FROM duckdb_tables() WHERE temporary"})
     assert answer.json()["rows"] == [[0]]
@@ -128,9 +145,16 @@ def test_memory_and_spill_over_the_cap_fail_clearly_and_the_server_stays_up(
     assert spill.is_dir() and sum(p.stat().st_size for p in spill.rglob("*") if p.is_file()) <= 16 << 20
 
 
+def run_until_canceled(conn: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(psycopg.errors.QueryCanceled):
+        conn.execute(SLOW)
+
+
 def test_concurrent_queries_are_capped_for_http_and_postgres_alike(lake: Lake, reader: httpx.Client) -> None:
-    slow = [threading.Thread(target=reader.post, args=("/v1/query",), kwargs={"json": {"sql": SLOW}})
-            for _ in range(2)]
+    """Two slow queries over the PostgreSQL endpoint take both slots; HTTP and a third session wait
+    0.2 s and are refused; the slow ones are then canceled (CancelRequest) and everyone is served."""
+    holders = [lake.connect(autocommit=True) for _ in range(2)]
+    slow = [threading.Thread(target=run_until_canceled, args=(conn,)) for conn in holders]
     for thread in slow:
         thread.start()
     deadline = time.monotonic() + 10
@@ -142,8 +166,10 @@ def test_concurrent_queries_are_capped_for_http_and_postgres_alike(lake: Lake, r
     with lake.connect(autocommit=True) as conn, pytest.raises(psycopg.Error) as refused:
         conn.execute("SELECT 1")
     assert refused.value.sqlstate == "53300"
-    for thread in slow:
+    for conn, thread in zip(holders, slow):
+        conn.cancel()
         thread.join(timeout=30)
+        conn.close()
     assert query(reader, "SELECT 1") == [[1]]
     with lake.connect() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
