@@ -12,8 +12,11 @@ functions that run SQL are refused), and DuckDB itself runs with external access
 off, file access allowed only under the warehouse, and its configuration
 locked, so ``read_csv('/etc/passwd')``, ``ATTACH``, ``COPY ... TO`` and
 ``INSTALL`` fail inside the engine too. Each query runs on a cursor of its own,
-closed after it, so nothing it could make for itself (a temporary object, a
-variable) outlives it.
+in a ``READ ONLY`` transaction, so DuckDB itself refuses to drop or replace the
+shared views (or create tables, macros, schemas), and nothing the query could
+make for itself (a temporary object, a variable) outlives its cursor. What that
+transaction does not stop (``COPY ... TO`` a file under the warehouse, global
+switches such as ``enable_profiling()``) only the check stops.
 
 Work per query is bounded (``[query]`` settings): a memory limit shared by the
 running queries, spill files only under ``<data_dir>/query-spill`` up to a cap,
@@ -177,6 +180,14 @@ class QueryEngine:
         self.refresh()
         return sorted(self._locations)
 
+    def _read_only_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A session of its own in a READ ONLY transaction: DuckDB refuses to change the shared
+        database (views, macros, schemas) in it, and closing the cursor rolls back what it may
+        make (temporary objects, variables)."""
+        cursor = self.con.cursor()
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
+        return cursor
+
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
         """One of ``[query] max_concurrent`` slots, waited for up to ``queue_seconds``."""
@@ -214,7 +225,7 @@ class QueryEngine:
              on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None) -> QueryResult:
         self.refresh()
         max_bytes = self.settings.query.max_result_bytes
-        cursor = self.con.cursor()
+        cursor = self._read_only_cursor()
         if on_cursor is not None:
             on_cursor(cursor)
         timer = threading.Timer(timeout, cursor.interrupt)
@@ -258,7 +269,7 @@ class QueryEngine:
 
     def _describe(self, sql: str, param_count: int) -> list[tuple[str, str]]:
         self.refresh()
-        cursor = self.con.cursor()
+        cursor = self._read_only_cursor()
         try:
             relation = cursor.sql(sql, params=[None] * param_count) if param_count else cursor.sql(sql)
             return [(name, str(kind)) for name, kind in zip(relation.columns, relation.types)]
