@@ -77,6 +77,13 @@ class DeliverySettings(_Section):
 class QuerySettings(_Section):
     row_limit: int = 10_000
     timeout_seconds: float = 30.0
+    # DuckDB's memory_limit, shared by every running query (DuckDB's own default is 80 % of RAM)
+    memory_limit_bytes: int = 1 << 30
+    # what queries may spill to <data_dir>/query-spill when over memory_limit_bytes
+    spill_limit_bytes: int = 4 << 30
+    max_result_bytes: int = 64 << 20  # a result over this is refused, not cut (unlike row_limit)
+    max_concurrent: int = 4  # queries running at once, HTTP and PostgreSQL endpoint together
+    queue_seconds: float = 2.0  # how long a query waits for a slot before 429 / SQLSTATE 53300
 
 
 class PgwireSettings(_Section):
@@ -167,14 +174,16 @@ _POSITIVE = {
     "collector": ("max_body_bytes", "max_events_per_request", "max_event_bytes",
                   "max_inflight_requests", "body_timeout_seconds"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),
-    "query": ("row_limit", "timeout_seconds"),
+    "query": ("row_limit", "timeout_seconds", "memory_limit_bytes", "spill_limit_bytes", "max_result_bytes",
+              "max_concurrent"),
     "pgwire": ("port", "max_connections", "auth_timeout_seconds", "max_message_bytes", "max_cursors",
                "max_prepared_statements"),
     "registry": ("max_streams", "max_columns", "max_depth"),
     "maintenance": ("interval_seconds", "target_file_bytes", "min_files", "keep_snapshots",
                     "max_manifests"),
 }
-_NOT_NEGATIVE = {"maintenance": ("snapshot_max_age_seconds", "orphan_grace_seconds",
+_NOT_NEGATIVE = {"query": ("queue_seconds",),
+                 "maintenance": ("snapshot_max_age_seconds", "orphan_grace_seconds",
                                  "rejected_retention_days")}
 
 

@@ -83,6 +83,20 @@ class QueryFailed(LakehoseError):
     """A query could not run (syntax, unknown table, timeout)."""
 
 
+class QueryLimit(QueryFailed):
+    """A query went over a ``[query]`` cap (memory, spill files, result bytes); names the setting."""
+
+    def __init__(self, setting: str, what: str) -> None:
+        self.setting = setting
+        super().__init__(f"{what}; the cap is [query] {setting} (LAKEHOSE_QUERY__{setting.upper()})")
+
+
+class QueryBusy(QueryFailed):
+    """Every query slot (``[query] max_concurrent``) stayed taken while the query waited."""
+
+    transient = True
+
+
 class FilesMoved(LakehoseError):
     """A maintenance commit did not land: its files were removed by another writer first, or
     other commits kept winning the race. Nothing was committed; plan again."""

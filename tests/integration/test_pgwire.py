@@ -40,25 +40,27 @@ class Lake:
         self.http = http
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        kwargs.setdefault("password", self.lh.token)
         return psycopg.connect(host="127.0.0.1", port=self.pg_port, user="bi", dbname="lake",
-                               password=self.lh.token, connect_timeout=10, **kwargs)
+                               connect_timeout=10, **kwargs)
 
-    def psql(self, *commands: str) -> subprocess.CompletedProcess[str]:
+    def psql(self, *commands: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
         args = ["psql", "-X", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "bi", "-d", "lake",
                 "-v", "ON_ERROR_STOP=1"]
         for command in commands:
             args += ["-c", command]
         return subprocess.run(args, capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PGPASSWORD": self.lh.token})
+                              env={**os.environ, "PGPASSWORD": token or self.lh.token})
 
 
-def start(lh: Lakehose) -> Iterator[Lake]:
+def start(lh: Lakehose, env: dict[str, str] | None = None) -> Iterator[Lake]:
+    """An `up` with two events landed; ``env`` adds settings (tests/integration/test_readonly_sql.py)."""
     lh.create_stream("level_complete")
     pg_port = free_port()
     server = lh.server("up", env={"LAKEHOSE_DELIVERY__MAX_SECONDS": "0.5",
                                   "LAKEHOSE_QUERY__ROW_LIMIT": "100000",
                                   "LAKEHOSE_QUERY__TIMEOUT_SECONDS": "3",
-                                  "LAKEHOSE_PGWIRE__PORT": str(pg_port)}).start()
+                                  "LAKEHOSE_PGWIRE__PORT": str(pg_port), **(env or {})}).start()
     writer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {lh.key}"})
     assert writer.post("/v1/streams/level_complete/events", json=EVENTS).json()["accepted"] == 2
     reader = lh.reader(server)

@@ -212,6 +212,24 @@ def test_sql_editor_opens_explore_sql_runs_charts_and_downloads_csv(site: Site) 
     shot(page, "sql")
 
 
+def test_a_link_opens_sql_but_never_runs_it(site: Site) -> None:
+    """A hostile page can link a logged-in user to #/sql?q=...: the query is shown, not run."""
+    page = site.page()
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.post_data or "") if r.url.endswith("/v1/query") else None)
+    sql = "SELECT count(*) AS n FROM level_complete"
+    site.open(page, f"sql?q={quote(sql)}")
+    page.wait_for_selector("#sql-status:has-text('Opened from a link')")
+    assert page.input_value("#sql-text") == sql
+    page.wait_for_timeout(1000)  # give a run on load every chance to show itself
+    assert sent == []
+    assert page.get_attribute("#sql-chart", "data-state") == "idle"
+    page.click("#run-sql")
+    wait_ready(page, "#sql-chart")
+    assert [json.loads(body)["sql"] for body in sent] == [sql]
+    assert table_values(page, "#sql-result") == [[120]]
+
+
 def test_replay_a_rejected_row(site: Site) -> None:
     v2 = copy.deepcopy(LEVEL_SCHEMA)
     v2["properties"]["coins"] = {"type": "integer"}

@@ -52,6 +52,17 @@ def test_registry_limits_have_defaults_and_are_checked() -> None:
         parse_settings({"registry": {"max_colums": 1}}, {}, None)
 
 
+def test_query_caps_have_defaults_and_are_checked() -> None:
+    query = parse_settings({}, {}, None).query
+    assert (query.memory_limit_bytes, query.spill_limit_bytes, query.max_result_bytes) == (1 << 30, 4 << 30, 64 << 20)
+    assert (query.max_concurrent, query.queue_seconds) == (4, 2.0)
+    assert parse_settings({}, {"LAKEHOSE_QUERY__MAX_CONCURRENT": "1"}, None).query.max_concurrent == 1
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"query": {"max_concurrent": 0, "max_result_bytes": -1, "queue_seconds": -1}}, {}, None)
+    assert {"[query] max_concurrent must be positive", "[query] max_result_bytes must be positive",
+            "[query] queue_seconds must not be negative"} <= set(caught.value.problems)
+
+
 def test_registry_policy_and_pattern_are_checked() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings({"registry": {"auto_create_unknown_fields": "ignore",

@@ -39,7 +39,7 @@ from starlette.datastructures import Headers
 
 from lakehose.auth import AuthError, TokenGuard, authenticate_token
 from lakehose.config import PgwireSettings
-from lakehose.errors import QueryFailed, QueryRefused
+from lakehose.errors import QueryBusy, QueryFailed, QueryLimit, QueryRefused
 from lakehose.logs import Logger
 from lakehose.pgwire import catalog, codec
 from lakehose.pgwire import types as t
@@ -76,6 +76,10 @@ class Fatal(Exception):
 
 
 def _sqlstate(exc: QueryFailed) -> str:
+    if isinstance(exc, QueryBusy):
+        return "53300"  # too_many_connections: what poolers and drivers retry on
+    if isinstance(exc, QueryLimit):
+        return "54000"  # program_limit_exceeded
     cause = exc.__cause__
     if isinstance(cause, duckdb.InterruptException):
         return "57014"

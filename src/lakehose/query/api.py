@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from lakehose.audit import DEFAULT_SINCE, Auditor, parse_since
 from lakehose.auth import TokenGuard
-from lakehose.errors import LakehoseError, NotFound, QueryFailed, QueryRefused
+from lakehose.errors import LakehoseError, NotFound, QueryBusy, QueryFailed, QueryLimit, QueryRefused
 from lakehose.query.engine import QueryEngine, QueryResult
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -32,9 +32,21 @@ class QueryRequest(msgspec.Struct, forbid_unknown_fields=True):
     limit: int | None = None
 
 
-def _error(status: int, code: str, reason: str) -> Response:
-    return Response(_ENCODER.encode({"error": code, "reason": reason}), status_code=status,
-                    media_type="application/json")
+def _error(status: int, code: str, reason: str, **extra: Any) -> Response:
+    headers = {"Retry-After": "1"} if status == 429 else None
+    return Response(_ENCODER.encode({"error": code, "reason": reason, **extra}), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def query_error(exc: QueryRefused | QueryFailed) -> Response:
+    """The answer to a query that did not run: 403 refused, 429 busy, 400 over a cap or failed."""
+    if isinstance(exc, QueryRefused):
+        return _error(403, "query_refused", str(exc))
+    if isinstance(exc, QueryBusy):
+        return _error(429, "too_many_queries", str(exc))
+    if isinstance(exc, QueryLimit):
+        return _error(400, "limit_reached", str(exc), setting=f"query.{exc.setting}")
+    return _error(400, "query_failed", str(exc))
 
 
 def result_json(result: QueryResult) -> dict[str, Any]:
@@ -83,10 +95,8 @@ def query_routes(engine: QueryEngine, guard: TokenGuard) -> list[Route]:
         limit = min(body.limit or engine.settings.query.row_limit, engine.settings.query.row_limit)
         try:
             result = await run_in_threadpool(engine.run, body.sql, limit)
-        except QueryRefused as exc:
-            return _error(403, "query_refused", str(exc))
-        except QueryFailed as exc:
-            return _error(400, "query_failed", str(exc))
+        except (QueryRefused, QueryFailed) as exc:
+            return query_error(exc)
         headers = {"X-Lakehose-Truncated": str(result.truncated).lower()}
         if fmt == "csv":
             return Response(result_csv(result.table), media_type="text/csv", headers=headers)

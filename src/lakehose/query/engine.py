@@ -6,10 +6,24 @@ snapshot the catalog points to, as any Iceberg reader would. The Iceberg and
 Avro extensions (and httpfs, for a lake on S3) are loaded from their PyPI
 wheels; nothing is downloaded.
 
-Read-only is enforced twice: only a single SELECT-like statement is accepted,
-and DuckDB itself runs with external access off, file access allowed only under
-the warehouse, and its configuration locked, so ``read_csv('/etc/passwd')``,
-``ATTACH``, ``COPY ... TO`` and ``INSTALL`` fail inside the engine too.
+Read-only is enforced twice: :mod:`lakehose.query.readonly` accepts only one
+plain read, judged on DuckDB's parse tree (so ``EXPLAIN ANALYZE <write>`` and
+functions that run SQL are refused), and DuckDB itself runs with external access
+off, file access allowed only under the warehouse, and its configuration
+locked, so ``read_csv('/etc/passwd')``, ``ATTACH``, ``COPY ... TO`` and
+``INSTALL`` fail inside the engine too. Each query runs on a cursor of its own,
+in a ``READ ONLY`` transaction, so DuckDB itself refuses to drop or replace the
+shared views (or create tables, macros, schemas), and nothing the query could
+make for itself (a temporary object, a variable) outlives its cursor. What that
+transaction does not stop (``COPY ... TO`` a file under the warehouse, global
+switches such as ``enable_profiling()``) only the check stops.
+
+Work per query is bounded (``[query]`` settings): a memory limit shared by the
+running queries, spill files only under ``<data_dir>/query-spill`` up to a cap,
+a cap on result bytes (refused with a message naming the setting, where the row
+limit cuts), a timeout, and a number of queries running at once, shared by
+``/v1/query``, the UI and the PostgreSQL endpoint (a query waits briefly for a
+slot, then is refused as busy).
 
 A lake on S3 (``s3://bucket/prefix``) keeps that sandbox: DuckDB 1.5.5 lets
 httpfs read a remote prefix listed in ``allowed_directories`` with external
@@ -35,10 +49,11 @@ process S3 credentials that can only read the warehouse prefix.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -49,11 +64,12 @@ import pyarrow.fs as pa_fs
 import sqlalchemy as sa
 
 from lakehose.config import Settings
-from lakehose.errors import QueryFailed, QueryRefused
+from lakehose.errors import QueryBusy, QueryFailed, QueryLimit, QueryRefused
 from lakehose.lake.storage import S3Options, s3_options
+from lakehose.query.readonly import ReadOnlyCheck
 from lakehose.registry.store import make_engine
 
-_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+SPILL_FOLDER = "query-spill"
 _EXTENSIONS = ("avro", "iceberg")
 
 
@@ -93,6 +109,7 @@ class QueryEngine:
         self._catalog_db = make_engine(settings.catalog_uri)
         self._lock = threading.Lock()
         self._locations: dict[str, str] = {}
+        self._slots = threading.BoundedSemaphore(settings.query.max_concurrent)
         self.con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                           "autoload_known_extensions": False})
         s3 = s3_options(settings)
@@ -108,9 +125,21 @@ class QueryEngine:
         else:
             warehouse = urlparse(settings.warehouse_uri)
             root = warehouse.path if warehouse.scheme == "file" else settings.warehouse_uri
+        self._limit_work(settings)
         self.con.execute(f"SET allowed_directories = [{_literal(root.rstrip('/') + '/')}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
+        self.check = ReadOnlyCheck(self.con)
+
+    def _limit_work(self, settings: Settings) -> None:
+        """Memory and spill caps, set before the configuration is locked (DuckDB's defaults:
+        80 % of RAM, spill to ``.tmp`` in the working folder up to 90 % of free disk)."""
+        spill = Path(settings.data_dir).resolve() / SPILL_FOLDER
+        spill.mkdir(parents=True, exist_ok=True)
+        query = settings.query
+        self.con.execute(f"SET memory_limit = '{query.memory_limit_bytes}B'")
+        self.con.execute(f"SET temp_directory = {_literal(str(spill))}")
+        self.con.execute(f"SET max_temp_directory_size = '{query.spill_limit_bytes}B'")
 
     def _configure_s3(self, s3: S3Options) -> None:
         """The S3 secret, and the two httpfs settings the module docstring explains."""
@@ -151,18 +180,33 @@ class QueryEngine:
         self.refresh()
         return sorted(self._locations)
 
-    @staticmethod
-    def check(sql: str) -> None:
-        """Refuse anything but one read-only statement, before DuckDB runs it."""
+    def _read_only_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A session of its own in a READ ONLY transaction: DuckDB refuses to change the shared
+        database (views, macros, schemas) in it, and closing the cursor rolls back what it may
+        make (temporary objects, variables)."""
+        cursor = self.con.cursor()
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
+        return cursor
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of ``[query] max_concurrent`` slots, waited for up to ``queue_seconds``."""
+        query = self.settings.query
+        if not self._slots.acquire(timeout=query.queue_seconds):
+            raise QueryBusy(f"{query.max_concurrent} queries are running, as many as [query] max_concurrent "
+                            f"(LAKEHOSE_QUERY__MAX_CONCURRENT) allows; try again in a moment")
         try:
-            statements = duckdb.extract_statements(sql)
-        except duckdb.Error as exc:
-            raise QueryFailed(str(exc)) from exc
-        if len(statements) != 1:
-            raise QueryRefused(f"send exactly one statement (got {len(statements)})")
-        kind = statements[0].type
-        if kind not in _ALLOWED:
-            raise QueryRefused(f"only read-only queries are allowed; {kind.name} statements are refused")
+            yield
+        finally:
+            self._slots.release()
+
+    def _out_of_memory(self, exc: duckdb.OutOfMemoryException) -> QueryLimit:
+        query = self.settings.query
+        if "max_temp_directory_size" in str(exc):
+            return QueryLimit("spill_limit_bytes", f"the query needed more than {query.spill_limit_bytes} bytes "
+                                                   "of spill files")
+        return QueryLimit("memory_limit_bytes", f"the query needed more than {query.memory_limit_bytes} bytes "
+                                                "of memory (shared by the queries running at once)")
 
     def run(self, sql: str, row_limit: int | None = None, timeout: float | None = None,
             params: Sequence[object] = (),
@@ -173,10 +217,15 @@ class QueryEngine:
         ``interrupt()`` it (the Postgres endpoint's CancelRequest).
         """
         self.check(sql)
+        with self._slot():
+            return self._run(sql, row_limit or self.settings.query.row_limit,
+                             timeout or self.settings.query.timeout_seconds, params, on_cursor)
+
+    def _run(self, sql: str, limit: int, timeout: float, params: Sequence[object],
+             on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None) -> QueryResult:
         self.refresh()
-        limit = row_limit or self.settings.query.row_limit
-        timeout = timeout or self.settings.query.timeout_seconds
-        cursor = self.con.cursor()
+        max_bytes = self.settings.query.max_result_bytes
+        cursor = self._read_only_cursor()
         if on_cursor is not None:
             on_cursor(cursor)
         timer = threading.Timer(timeout, cursor.interrupt)
@@ -187,8 +236,12 @@ class QueryEngine:
             types = [str(d[1]) for d in result.description or []]
             reader = result.fetch_record_batch(min(limit + 1, 100_000))
             batches: list[pa.RecordBatch] = []
-            rows = 0
+            rows = size = 0
             for batch in reader:
+                size += batch.slice(0, limit + 1 - rows).nbytes
+                if size > max_bytes:
+                    raise QueryLimit("max_result_bytes", f"the result is over {max_bytes} bytes; "
+                                     "select fewer rows or columns")
                 batches.append(batch)
                 rows += batch.num_rows
                 if rows > limit:
@@ -196,6 +249,8 @@ class QueryEngine:
             table = pa.Table.from_batches(batches, schema=reader.schema)
         except duckdb.InterruptException as exc:
             raise QueryFailed(f"the query ran longer than {timeout:g} s and was stopped") from exc
+        except duckdb.OutOfMemoryException as exc:
+            raise self._out_of_memory(exc) from exc
         except duckdb.PermissionException as exc:
             raise QueryRefused(f"reading outside the lake is not allowed: {exc}") from exc
         except duckdb.Error as exc:
@@ -209,8 +264,12 @@ class QueryEngine:
     def describe(self, sql: str, param_count: int) -> list[tuple[str, str]]:
         """(name, DuckDB type) of each result column, binding without running the query."""
         self.check(sql)
+        with self._slot():
+            return self._describe(sql, param_count)
+
+    def _describe(self, sql: str, param_count: int) -> list[tuple[str, str]]:
         self.refresh()
-        cursor = self.con.cursor()
+        cursor = self._read_only_cursor()
         try:
             relation = cursor.sql(sql, params=[None] * param_count) if param_count else cursor.sql(sql)
             return [(name, str(kind)) for name, kind in zip(relation.columns, relation.types)]

@@ -99,7 +99,7 @@ def ui_routes(settings: Settings, engine: QueryEngine, guard: TokenGuard) -> lis
         if body.explore is not None:
             explore_query(body.explore)
         else:
-            QueryEngine.check(body.sql or "")
+            engine.check(body.sql or "")
         definition = msgspec.to_builtins(body)
         del definition["name"]
         return _name(body.name), definition

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from lakehose.auth import TokenGuard
 from lakehose.errors import NotFound, QueryFailed, QueryRefused
+from lakehose.query.api import query_error
 from lakehose.registry.credentials import Kind
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -39,10 +40,8 @@ def endpoint(guard: TokenGuard, need: Kind | None, work: Handler) -> Handler:
             return await work(request)
         except NotFound as exc:
             return error(404, "not_found", str(exc))
-        except QueryRefused as exc:
-            return error(403, "query_refused", str(exc))
-        except QueryFailed as exc:
-            return error(400, "query_failed", str(exc))
+        except (QueryRefused, QueryFailed) as exc:
+            return query_error(exc)
         except RecursionError:
             return error(400, "bad_request", "the body's JSON is nested too deeply")
         except ValueError as exc:  # msgspec's decode errors are ValueErrors too

@@ -6,6 +6,7 @@
 import { api, isAdmin } from "./api.js";
 import { modelFromExplore, renderChart, VIZ } from "./chart.js";
 import { errorText, field, fmtNumber, fmtRows, h, option, select } from "./dom.js";
+import { openInEditor } from "./sql.js";
 import { dataTable } from "./table.js";
 
 export const METRICS = [["count", "Count of events"], ["unique", "Unique users (or values)"],
@@ -101,7 +102,7 @@ export async function render(view, { params }) {
     h("div", { class: "panel" }, h("div", { class: "row" }, vizBar, status), chartEl),
     h("div", { class: "panel" }, h("div", { class: "row" }, h("h2", { class: "grow" }, "SQL"),
       h("button", { type: "button", class: "quiet small", id: "open-sql",
-        onclick: () => { location.hash = `#/sql?q=${encodeURIComponent(sqlEl.textContent)}`; } }, "Open in SQL editor")),
+        onclick: () => openInEditor(sqlEl.textContent) }, "Open in SQL editor")),
     sqlEl),
     savePanel,
     dataPanel)));

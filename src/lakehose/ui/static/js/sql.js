@@ -1,5 +1,10 @@
 // The SQL editor: read-only SQL through POST /v1/query; results typed and paged, charted (first
 // column on x, numeric columns as series), downloaded as CSV, saved as a chart.
+//
+// A link never runs SQL: #/sql?q=... opens the query in the editor and waits for Run, since any
+// page can link a logged-in user here. Only a click inside this tab (Explore's "Open in SQL
+// editor") runs the text it opens, through a note in this tab's sessionStorage that no link can
+// write. A saved chart (#/sql?chart=id) runs: an admin saved it, and the server checks it again.
 
 import { api, download, isAdmin } from "./api.js";
 import { modelFromSql, renderChart, VIZ } from "./chart.js";
@@ -7,11 +12,21 @@ import { errorText, fmtNumber, fmtRows, h } from "./dom.js";
 import { dataTable } from "./table.js";
 
 const LAST = "lakehose.sql";
+const CLICKED = "lakehose.sql.clicked";
+
+// open `text` in the editor and run it: for the UI's own buttons, never for a URL
+export function openInEditor(text) {
+  sessionStorage.setItem(CLICKED, text);
+  location.hash = `#/sql?q=${encodeURIComponent(text)}`;
+}
 
 export async function render(view, { params }) {
   let chart = null;
   let viz = params.get("viz") || "table";
   let text = params.get("q");
+  const clicked = sessionStorage.getItem(CLICKED);
+  sessionStorage.removeItem(CLICKED);
+  const runNow = text !== null && text === clicked;
   if (params.get("chart")) {
     const saved = await api(`/v1/charts/${encodeURIComponent(params.get("chart"))}`);
     chart = { id: saved.id, name: saved.name };
@@ -102,6 +117,7 @@ export async function render(view, { params }) {
         "Save as chart"), note) : null),
     h("div", { class: "panel" }, chartEl, tableEl));
   drawViz();
-  if (params.get("q") || chart) run();
+  if (runNow || chart) run();
+  else if (params.get("q") !== null) status.textContent = "Opened from a link: read the query, then press Run.";
   return null;
 }
