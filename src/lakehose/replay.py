@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, IsNull
 from pyiceberg.table import Table
 
 from lakehose.collector.validate import StreamValidator
@@ -103,11 +104,13 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
     recovered = _recover(table, rejected, now)
     rejected.refresh()
 
-    condition = f"stream = {_quote(stream)} AND replayed_at IS NULL"
+    # expressions, not filter text: a reason is the caller's string (pyiceberg's parser
+    # refuses a newline inside quotes, and that was a 500)
+    condition: BooleanExpression = And(EqualTo("stream", stream), IsNull("replayed_at"))
     if since is not None:
-        condition += f" AND received_at >= {_quote(since.isoformat())}"
+        condition = And(condition, GreaterThanOrEqual("received_at", since.isoformat()))
     if reason is not None:
-        condition += f" AND reason = {_quote(reason)}"
+        condition = And(condition, EqualTo("reason", reason))
     rows = rejected.scan(row_filter=condition).to_arrow()
     if rows.num_rows == 0:
         return ReplayResult(0, {}, recovered)
