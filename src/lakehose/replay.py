@@ -27,7 +27,8 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, IsNull
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, IsNull, Reference
+from pyiceberg.expressions.literals import literal
 from pyiceberg.table import Table
 
 from lakehose.collector.validate import StreamValidator
@@ -106,11 +107,13 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
 
     # expressions, not filter text: a reason is the caller's string (pyiceberg's parser
     # refuses a newline inside quotes, and that was a 500)
-    condition: BooleanExpression = And(EqualTo("stream", stream), IsNull("replayed_at"))
+    condition: BooleanExpression = And(EqualTo(term=Reference("stream"), value=literal(stream)),
+                                       IsNull(term=Reference("replayed_at")))
     if since is not None:
-        condition = And(condition, GreaterThanOrEqual("received_at", since.isoformat()))
+        condition = And(condition, GreaterThanOrEqual(term=Reference("received_at"),
+                                                      value=literal(since.isoformat())))
     if reason is not None:
-        condition = And(condition, EqualTo("reason", reason))
+        condition = And(condition, EqualTo(term=Reference("reason"), value=literal(reason)))
     rows = rejected.scan(row_filter=condition).to_arrow()
     if rows.num_rows == 0:
         return ReplayResult(0, {}, recovered)
