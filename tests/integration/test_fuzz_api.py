@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from collector_support import collector_log_tracebacks
 from conftest import Lakehose
@@ -105,3 +106,40 @@ bearer = "{token}"
 
     assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
     assert collector_log_tracebacks(server.log_path) == []
+
+
+def test_collector_and_serve_describe_what_they_serve(lh: Lakehose) -> None:
+    """The same /openapi.json route in every process, each listing its own routes only."""
+    collector = lh.server("collector").start()
+    serve = lh.server("serve").start()
+    ingest = httpx.get(f"{collector.url}/openapi.json").json()["paths"]
+    query = httpx.get(f"{serve.url}/openapi.json").json()["paths"]
+    assert {"/v1/events", "/v1/streams/{stream}/events", "/healthz", "/openapi.json"} <= set(ingest)
+    assert "/v1/query" not in ingest
+    assert {"/v1/query", "/v1/explore", "/v1/keys", "/v1/charts", "/v1/audit", "/openapi.json"} <= set(query)
+    assert "/v1/events" not in query
+    for path, ops in query.items():  # every route says how it is authenticated
+        assert all("security" in op for op in ops.values()), path
+
+
+NUL_REQUESTS = [("POST", "/v1/keys", {"name": "a\u0000b"}, 400), ("DELETE", "/v1/keys/%00", None, 404),
+                ("GET", "/v1/streams/%00", None, 404), ("GET", "/v1/streams/%00/history", None, 404),
+                ("GET", "/v1/streams/%00/fields", None, 404),
+                ("PUT", "/v1/streams/%00", {"schema": {"type": "object"}}, 404),
+                ("POST", "/v1/explore", {"stream": "a\u0000"}, 404),
+                ("POST", "/v1/rejected/replay", {"stream": "a\u0000"}, 404),
+                ("GET", "/v1/charts/%00", None, 404), ("DELETE", "/v1/charts/%00", None, 404),
+                ("PUT", "/v1/dashboards/%00", {"name": "x"}, 404),
+                ("POST", "/v1/charts", {"name": "a\u0000", "sql": "SELECT 1"}, 400),
+                ("POST", "/v1/dashboards", {"name": "a\u0000"}, 400)]
+
+
+@pytest.mark.parametrize("backend", ["embedded", "scaled"], indirect=True)
+def test_a_nul_in_a_name_or_id_is_a_4xx(lh: Lakehose) -> None:
+    """PostgreSQL refuses NUL in text: each of these was a 500 with a PostgreSQL catalog."""
+    server = lh.server("serve").start()
+    admin = lh.reader(server)
+    for method, path, body, status in NUL_REQUESTS:
+        answer = admin.request(method, path, json=body)
+        assert (answer.status_code, answer.json()["error"]) == (status, {400: "bad_request", 404: "not_found"}[
+            status]), (method, path, answer.text)
