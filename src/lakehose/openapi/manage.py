@@ -46,7 +46,7 @@ def _documents(kind: str, item: str, request: dict[str, Any]) -> dict[str, Any]:
     return {
         f"/v1/{kind}s": {
             "get": _op(f"Saved {kind}s", _listing(f"{kind}s", item)),
-            "post": _op(f"Save a {kind}", ref(item), 400, status="201", request=request)},
+            "post": _op(f"Save a {kind}", ref(item), 400, 404, status="201", request=request)},
         f"/v1/{kind}s/{{id}}": {
             "get": _op(f"One {kind}", ref(item), 404, parameters=one),
             "put": _op(f"Change a {kind}", ref(item), 400, 404, request=request, parameters=one),
