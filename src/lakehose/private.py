@@ -12,6 +12,7 @@ is not changed behind the operator's back: it gets a warning naming the fix.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from lakehose.logs import Logger
@@ -25,7 +26,11 @@ def loose_paths(folder: Path) -> list[Path]:
     """The folder and its direct entries that others may read or enter (not the whole lake: cheap)."""
     found = []
     for path in [folder, *sorted(folder.iterdir())]:
-        if not path.is_symlink() and path.stat().st_mode & 0o077:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:  # gone meanwhile: a running lakehose's SQLite journal
+            continue
+        if not stat.S_ISLNK(mode) and mode & 0o077:
             found.append(path)
     return found
 
