@@ -109,11 +109,15 @@ _RECEIVED_AT = msgspec.json.Decoder(_ReceivedAt)
 
 
 def parse_since(text: str, now: float | None = None) -> int:
-    """``24h``, ``90m``, ``7d`` or an ISO 8601 time → the start of its hour (Unix seconds)."""
+    """``24h``, ``90m``, ``7d`` or an ISO 8601 time → the start of its hour (Unix seconds).
+
+    Anything before 1970 (``99999999999d`` included) means "from the start": nothing in
+    the books is older, and a time that far back is not even a date Python can print.
+    """
     now = time.time() if now is None else now
     match = _SINCE.fullmatch(text.strip())
     if match:
-        return hour_of(now - int(match[1]) * _UNITS[match[2]])
+        return max(0, hour_of(now - min(int(match[1]) * _UNITS[match[2]], now)))
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -121,7 +125,9 @@ def parse_since(text: str, now: float | None = None) -> int:
                          f"time; got {text!r}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    return hour_of(when.timestamp())
+    if when.timestamp() > now:
+        raise ValueError(f"since: {text!r} is in the future")
+    return max(0, hour_of(when.timestamp()))
 
 
 def iso_hour(hour: int) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from lakehose.config import Settings, load_settings
 from lakehose.errors import LakehoseError
+from lakehose.private import open_private
 
 if TYPE_CHECKING:  # the commands import their modules when they run
     from lakehose.maintenance.compact import Compacted
@@ -38,7 +39,7 @@ def _common() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.data_dir, args.config)
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    open_private(settings.data_dir)
     return settings
 
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from lakehose import logs
+from lakehose import logs, openapi
 from lakehose.auth import TokenGuard
 from lakehose.config import Settings
 from lakehose.metrics import exposition
@@ -116,6 +116,13 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
                 auditor.close()
 
         lifespans.append(audit_periodically)
+
+    description = openapi.document(collect=collect, query=query)
+
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(description)
+
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

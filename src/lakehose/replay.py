@@ -27,6 +27,8 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOrEqual, IsNull, Reference
+from pyiceberg.expressions.literals import literal
 from pyiceberg.table import Table
 
 from lakehose.collector.validate import StreamValidator
@@ -103,11 +105,15 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
     recovered = _recover(table, rejected, now)
     rejected.refresh()
 
-    condition = f"stream = {_quote(stream)} AND replayed_at IS NULL"
+    # expressions, not filter text: a reason is the caller's string (pyiceberg's parser
+    # refuses a newline inside quotes, and that was a 500)
+    condition: BooleanExpression = And(EqualTo(term=Reference("stream"), value=literal(stream)),
+                                       IsNull(term=Reference("replayed_at")))
     if since is not None:
-        condition += f" AND received_at >= {_quote(since.isoformat())}"
+        condition = And(condition, GreaterThanOrEqual(term=Reference("received_at"),
+                                                      value=literal(since.isoformat())))
     if reason is not None:
-        condition += f" AND reason = {_quote(reason)}"
+        condition = And(condition, EqualTo(term=Reference("reason"), value=literal(reason)))
     rows = rejected.scan(row_filter=condition).to_arrow()
     if rows.num_rows == 0:
         return ReplayResult(0, {}, recovered)

@@ -35,6 +35,7 @@ from lakehose.lake.catalog import ensure_table, open_catalog
 from lakehose.lake.rejected import ensure_rejected_table
 from lakehose.logs import Logger
 from lakehose.metrics import MULTIPROCESS_ENV
+from lakehose.private import CHECKED_ENV
 from lakehose.registry.store import Registry
 
 _PR_SET_PDEATHSIG = 1
@@ -134,6 +135,7 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
     first = prepare(settings)
     folder = metrics_folder(settings)
     os.environ[MULTIPROCESS_ENV] = str(folder)  # read by the children as they start
+    os.environ[CHECKED_ENV] = "1"  # the data folder's modes were checked (and warned about) here
     common = ["--data-dir", settings.data_dir] + (["--config", config] if config else [])
     children = [
         Child("http", [sys.executable, "-m", "lakehose", "collector", *common, "--host", host,

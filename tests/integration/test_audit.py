@@ -76,6 +76,10 @@ def test_books_balance_after_a_load_with_rejections(lh: Lakehose) -> None:
     assert "no discrepancies" in table
     bad = reader.get("/v1/audit", params={"since": "yesterday"})
     assert bad.status_code == 400 and "24h" in bad.json()["reason"]
+    forever = reader.get("/v1/audit", params={"since": "99999999999d"})  # once a 500
+    assert forever.status_code == 200 and forever.json()["since"] == "1970-01-01T00:00:00Z"
+    future = reader.get("/v1/audit", params={"since": "9999-12-31T23:59:59-12:00"})
+    assert future.status_code == 400 and "future" in future.json()["reason"]
     assert reader.get("/v1/audit", params={"stream": "nope"}).status_code == 404
     assert httpx.get(server.url + "/v1/audit").status_code == 401
 

@@ -154,6 +154,17 @@ def test_invalid_escapes(client: httpx.Client, body: bytes) -> None:
     assert_error(post(client, body, "/v1/events"), 400, "malformed_json")
 
 
+@pytest.mark.parametrize("body", [b'[{"user_id":"\\ud800","level":1}]', b'{"user_id":"\\ud800x","level":1}',
+                                  b'{"user_id":"a","level":1}\n{"user_id":"\\uDBFF","level":1}\n',
+                                  b'[{"user_id":"\\ud800\\u0041","level":1}]'])
+@pytest.mark.parametrize("path", [EVENTS_PATH, "/v1/streams/nope/events", "/v1/events"])
+def test_a_lone_surrogate_is_named_not_called_truncated(client: httpx.Client, body: bytes, path: str) -> None:
+    response = post(client, body, path)
+    assert_error(response, 400, "malformed_json")
+    reason = response.json()["reason"]
+    assert "surrogate" in reason and "truncated" not in reason, reason
+
+
 # --------------------------------------------------------------------------- encodings
 def zstd(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(write_checksum=True).compress(data)

@@ -121,3 +121,30 @@ def test_pyiceberg_sees_exactly_what_the_query_layer_sees(loaded) -> None:  # ty
     assert len(theirs) == 750
     assert ours == theirs
     assert len(table.inspect.files()) >= 3  # one file per day partition at least
+
+
+@pytest.mark.parametrize("sql", ["SELECT 'infinity'::TIMESTAMP AS t", "SELECT '-infinity'::DATE AS t",
+                                 "SELECT '294247-01-10'::TIMESTAMP AS t", "SELECT ['infinity'::TIMESTAMPTZ] AS t"])
+def test_dates_python_cannot_hold_are_a_400_in_json(loaded, sql: str) -> None:  # type: ignore[no-untyped-def]
+    """DuckDB's infinity and years past 9999 were a 500: JSON says what to do, CSV and Arrow carry them."""
+    _, reader = loaded
+    as_json = reader.post("/v1/query", json={"sql": sql})
+    assert as_json.status_code == 400, as_json.text
+    assert "VARCHAR" in as_json.json()["reason"] and as_json.json()["error"] == "query_failed"
+    nested = sql.startswith("SELECT [")  # CSV writes a list as its JSON text: the same 400
+    assert reader.post("/v1/query", json={"sql": sql, "format": "csv"}).status_code == (400 if nested else 200)
+    assert reader.post("/v1/query", json={"sql": sql, "format": "arrow"}).status_code == 200
+    as_text = reader.post("/v1/query", json={"sql": f"SELECT t::VARCHAR FROM ({sql})"})
+    assert as_text.status_code == 200 and ("infinity" in as_text.text or "294247" in as_text.text)
+
+
+def test_csv_writes_nested_values_and_intervals_as_json_text(loaded) -> None:  # type: ignore[no-untyped-def]
+    """Arrow's CSV writer has no form for them: that was a 500."""
+    _, reader = loaded
+    sql = ("SELECT [1, 2] AS l, {'a': 1, 'b': ['x']} AS s, map([1], [2]) AS m, union_value(a := 1) AS u, "
+           "INTERVAL 1 DAY AS i, 1::VARINT AS v, NULL::INT[] AS n")
+    as_csv = reader.post("/v1/query", json={"sql": sql, "format": "csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    header, row = as_csv.text.splitlines()
+    assert header == '"l","s","m","u","i","v","n"'
+    assert row.startswith('"[1,2]","{""a"":1,""b"":[""x""]}","[[1,2]]","1","[0,1,0]",') and row.endswith(",")

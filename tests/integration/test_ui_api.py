@@ -111,6 +111,8 @@ def test_rejected_rows_are_listed_shown_and_replayed(lh: Lakehose) -> None:
     viewer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {read_token}"})
     assert viewer.post("/v1/rejected/replay", json={"stream": "level_complete"}).status_code == 403
     assert admin.post("/v1/rejected/replay", json={"stream": "nope"}).status_code == 404
+    odd = admin.post("/v1/rejected/replay", json={"stream": "level_complete", "reason": "it's\n\u00da"})
+    assert odd.status_code == 200 and odd.json()["replayed"] == 0, odd.text  # a newline was a 500
     done = admin.post("/v1/rejected/replay", json={"stream": "level_complete"}, timeout=60).json()
     assert done == {"stream": "level_complete", "replayed": 1, "still_rejected": {"type_mismatch": 1},
                     "recovered": 0}

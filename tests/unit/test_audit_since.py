@@ -28,3 +28,14 @@ def test_durations_and_times_start_at_a_whole_hour() -> None:
 def test_anything_else_is_refused_with_the_forms_it_takes(text: str) -> None:
     with pytest.raises(ValueError, match="24h, 90m or 7d"):
         parse_since(text, NOW)
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "9" * 40 + "h", "0001-01-01T00:00:00Z", "1969-12-31T23:00:00Z"])
+def test_before_1970_means_from_the_start(text: str) -> None:
+    assert parse_since(text, NOW) == 0
+
+
+@pytest.mark.parametrize("text", ["2026-03-01T11:00:00Z", "9999-12-31T23:59:59-12:00"])
+def test_a_time_in_the_future_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="in the future"):
+        parse_since(text, NOW)

@@ -31,7 +31,6 @@ from lakehose.collector.accepted import AcceptedCounter
 from lakehose.collector.adapt import Adapter
 from lakehose.collector.body import BodyError, Limits, decompress
 from lakehose.collector.ingest import Ingestor, Prepared
-from lakehose.collector.openapi import OPENAPI
 from lakehose.collector.rejects import event_rejections, request_rejection
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
@@ -284,16 +283,12 @@ def routes(collector: Collector) -> list[Route]:
     async def metrics_endpoint(_: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    async def openapi(_: Request) -> Response:
-        return json_response(200, OPENAPI)
-
     return [
         Route("/v1/streams/{stream}/events", stream_events, methods=["POST"]),
         Route("/v1/events", mixed_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
     ]
 
 

@@ -9,6 +9,7 @@ byte offset, because a client that sends broken JSON must learn it at once.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +20,8 @@ import zstandard
 Shape = Literal["array", "lines", "object"]
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+# msgspec reports a high surrogate escape with no low one after it as "truncated" or a bad escape
+_LONE_HIGH_SURROGATE = re.compile(rb"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
 _ZSTD_SLICE = 512  # at most ~16 MiB of output per slice (zstd's best ratio is ~32768:1)
 
 
@@ -96,6 +99,13 @@ def _syntax_error(body: bytes, exc: msgspec.DecodeError, base: int = 0) -> BodyE
     offset = None
     if "(byte " in text:
         offset = base + int(text.rsplit("(byte ", 1)[1].rstrip(")"))
+    misread = "truncated" in text or "escape" in text or "surrogate" in text
+    if misread and (lone := _LONE_HIGH_SURROGATE.search(body)):
+        at = lone.end() - 6
+        line = body.count(b"\n", 0, at) + 1
+        return BodyError(400, "malformed_json", "body is not valid JSON: a lone UTF-16 surrogate escape "
+                         f"{lone[0][-6:].decode()} (a high surrogate must be followed by a low one, "
+                         f"\\udc00 to \\udfff) at line {line}, byte offset {at}")
     if offset is None and "truncated" in text:
         last_line = body.count(b"\n", 0, max(len(body) - 1, 0)) + 1
         return BodyError(400, "malformed_json", "body is not valid JSON: it ends before the JSON "

@@ -291,7 +291,7 @@ def acquire_delivery_lock(settings: Settings) -> int:
     """Exclusive right to deliver this data folder's WAL; exits clearly if taken."""
     path = Path(settings.log_uri.removeprefix("wal://")) / "_delivery.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -122,7 +122,7 @@ class _Appender:
             self.size = 0
 
     def _create(self, base: int) -> int:
-        fd = os.open(self.segments.path(base), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(self.segments.path(base), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         _fsync_dir(self.segments.directory)
         return fd
 
@@ -233,7 +233,7 @@ class WriteAheadLog(Log):
         locks.mkdir(exist_ok=True)
         number = 0
         while True:
-            fd = os.open(locks / f"{number}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(locks / f"{number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -49,9 +49,19 @@ def query_error(exc: QueryRefused | QueryFailed) -> Response:
     return _error(400, "query_failed", str(exc))
 
 
+def _pylist(column: pa.ChunkedArray) -> list[Any]:
+    """A column's Python values; QueryFailed (a 400) for a date or time Python cannot hold."""
+    try:
+        return list(column.to_pylist())
+    except (OverflowError, ValueError) as exc:  # DuckDB's 'infinity' dates, years past 9999
+        raise QueryFailed(f"the result holds a date or time outside the years 1 to 9999 ({exc}), "
+                          "which JSON cannot carry: cast it to VARCHAR, or ask for format arrow "
+                          "(or csv, where it is not inside a list or struct)") from None
+
+
 def result_json(result: QueryResult) -> dict[str, Any]:
     table = result.table
-    columns = [column.to_pylist() for column in table.columns]
+    columns = [_pylist(column) for column in table.columns]
     return {
         "columns": [{"name": name, "type": kind} for name, kind in zip(table.column_names, result.duckdb_types)],
         "rows": [list(row) for row in zip(*columns)] if columns else [],
@@ -61,9 +71,18 @@ def result_json(result: QueryResult) -> dict[str, Any]:
     }
 
 
+def _csv_column(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Lists, structs, maps, unions, intervals and DuckDB's own types as their JSON text: Arrow's
+    CSV writer has no form for them (it raised, and that was a 500)."""
+    kind = column.type
+    if not (pa.types.is_nested(kind) or pa.types.is_interval(kind) or isinstance(kind, pa.BaseExtensionType)):
+        return column
+    return pa.array([None if v is None else _ENCODER.encode(v).decode() for v in _pylist(column)], pa.string())
+
+
 def result_csv(table: pa.Table) -> bytes:
     sink = io.BytesIO()
-    pacsv.write_csv(table, sink)
+    pacsv.write_csv(pa.table([_csv_column(c) for c in table.columns], names=table.column_names), sink)
     return sink.getvalue()
 
 
@@ -98,12 +117,15 @@ def query_routes(engine: QueryEngine, guard: TokenGuard) -> list[Route]:
         except (QueryRefused, QueryFailed) as exc:
             return query_error(exc)
         headers = {"X-Lakehose-Truncated": str(result.truncated).lower()}
-        if fmt == "csv":
-            return Response(result_csv(result.table), media_type="text/csv", headers=headers)
         if fmt == "arrow":
             return Response(result_arrow(result.table), media_type=ARROW_STREAM, headers=headers)
-        return Response(_ENCODER.encode(result_json(result)), media_type="application/json",
-                        headers=headers)
+        try:
+            if fmt == "csv":
+                return Response(result_csv(result.table), media_type="text/csv", headers=headers)
+            return Response(_ENCODER.encode(result_json(result)), media_type="application/json",
+                            headers=headers)
+        except QueryFailed as exc:
+            return _error(400, "query_failed", str(exc))
 
     async def tables(request: Request) -> Response:
         if (refused := guard.check(request, "read")) is not None:

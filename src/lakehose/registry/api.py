@@ -18,18 +18,18 @@ from lakehose.registry.store import Registry, Stream
 from lakehose.streams import create_stream, update_stream
 
 
-class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
+class NewStream(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     schema: dict[str, Any]
     hints: dict[str, float] = {}
 
 
-class KeyBody(msgspec.Struct, forbid_unknown_fields=True):
+class NewKey(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     auto_create: bool = False
 
 
-class UpdateBody(msgspec.Struct, forbid_unknown_fields=True):
+class StreamUpdate(msgspec.Struct, forbid_unknown_fields=True):
     schema: dict[str, Any]
 
 
@@ -72,7 +72,7 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
         if (refused := guard.check(request, "admin")) is not None:
             return refused
         try:
-            body = msgspec.json.decode(await request.body(), type=CreateBody)
+            body = msgspec.json.decode(await request.body(), type=NewStream)
             stream = await run_in_threadpool(create_stream, settings, body.name, body.schema, body.hints)
         except msgspec.DecodeError as exc:
             return _error(400, "bad_request", f"expected {{\"name\", \"schema\", \"hints\"?}}: {exc}")
@@ -95,7 +95,7 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
             return refused
         try:
             if request.method == "PUT":
-                body = msgspec.json.decode(await request.body(), type=UpdateBody)
+                body = msgspec.json.decode(await request.body(), type=StreamUpdate)
                 _, stream = await run_in_threadpool(update_stream, settings, name, body.schema)
             else:
                 stream = await run_in_threadpool(registry.get_stream, name)
@@ -131,7 +131,7 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
         credentials = registry.credentials
         if request.method == "POST":
             try:
-                body = msgspec.json.decode(await request.body(), type=KeyBody)
+                body = msgspec.json.decode(await request.body(), type=NewKey)
                 secret = await run_in_threadpool(credentials.create, "key", body.name, "write",
                                                  body.auto_create)
             except msgspec.DecodeError as exc:

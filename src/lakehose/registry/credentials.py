@@ -57,6 +57,11 @@ class Holder:
     auto_create: bool = False  # events of unknown streams may create them
 
 
+def is_valid_name(name: str) -> bool:
+    """1 to 128 characters and none a control character (a NUL cannot even be stored in PostgreSQL)."""
+    return 0 < len(name) <= 128 and name.isprintable()
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -68,8 +73,8 @@ class Credentials:
 
     def create(self, family: Family, name: str, kind: Kind, auto_create: bool = False) -> str:
         """Create a secret and return it; this is the only time it is seen."""
-        if not name or len(name) > 128:
-            raise ValueError("a name must have 1 to 128 characters")
+        if not is_valid_name(name):
+            raise ValueError("a name must have 1 to 128 characters, none of them control characters")
         secret = PREFIXES[family] + secrets.token_urlsafe(32)
         try:
             with self.engine.begin() as conn:
@@ -89,6 +94,8 @@ class Credentials:
                 for r in rows]
 
     def revoke(self, family: Family, name: str) -> None:
+        if not is_valid_name(name):  # never looked up: PostgreSQL refuses NUL in text (a 500)
+            raise NotFound(f"no {family} named {name!r}")
         t = self.table
         with self.engine.begin() as conn:
             result = conn.execute(t.update().where(t.c.family == family).where(t.c.name == name)

@@ -231,6 +231,8 @@ class Registry:
             raise NotFound(f"no stream named {name!r}")
 
     def history(self, name: str) -> list[SchemaVersion]:
+        if not is_valid_stream_name(name):  # never looked up: PostgreSQL refuses NUL in text (a 500)
+            raise NotFound(f"no stream named {name!r}")
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(stream_versions_table)
                                 .where(stream_versions_table.c.name == name)
@@ -246,6 +248,8 @@ class Registry:
                        r.created_at, r.unknown_fields) for r in rows]
 
     def get_stream(self, name: str) -> Stream:
+        if not is_valid_stream_name(name):  # never looked up: PostgreSQL refuses NUL in text (a 500)
+            raise NotFound(f"no stream named {name!r}")
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(streams_table).where(streams_table.c.name == name)).one_or_none()
         if r is None:

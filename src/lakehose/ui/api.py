@@ -80,8 +80,8 @@ class UiFiles(StaticFiles):
 
 def _name(name: str) -> str:
     name = name.strip()
-    if not 0 < len(name) <= 200:
-        raise ValueError("name: between 1 and 200 characters")
+    if not 0 < len(name) <= 200 or not name.isprintable():
+        raise ValueError("name: between 1 and 200 characters, none of them control characters")
     return name
 
 

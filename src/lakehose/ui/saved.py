@@ -9,6 +9,7 @@ new chart option needs no migration.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from lakehose.errors import NotFound
 from lakehose.registry.store import make_engine, schema_lock
 
 metadata = sa.MetaData()
+ID_BYTES = 5
+_ID = re.compile(f"[0-9a-f]{{{2 * ID_BYTES}}}")
 
 
 def _documents(name: str) -> sa.Table:
@@ -56,6 +59,11 @@ class Documents:
     def __init__(self, engine: sa.Engine, table: sa.Table, what: str) -> None:
         self.engine, self.table, self.what = engine, table, what
 
+    def _check_id(self, id_: str) -> None:
+        """An id ``create`` cannot have made is not looked up: PostgreSQL refuses NUL in text (a 500)."""
+        if not _ID.fullmatch(id_):
+            raise NotFound(f"no {self.what} with id {id_!r}")
+
     @staticmethod
     def _document(row: sa.Row[Any]) -> Document:
         return Document(row.id, row.name, json.loads(row.definition), row.created_at, row.updated_at)
@@ -66,6 +74,7 @@ class Documents:
         return [self._document(r) for r in rows]
 
     def get(self, id_: str) -> Document:
+        self._check_id(id_)
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(self.table).where(self.table.c.id == id_)).one_or_none()
         if row is None:
@@ -74,13 +83,14 @@ class Documents:
 
     def create(self, name: str, definition: dict[str, Any]) -> Document:
         now = time.time()
-        document = Document(secrets.token_hex(5), name, definition, now, now)
+        document = Document(secrets.token_hex(ID_BYTES), name, definition, now, now)
         with self.engine.begin() as conn:
             conn.execute(self.table.insert().values(id=document.id, name=name, created_at=now,
                                                     updated_at=now, definition=json.dumps(definition)))
         return document
 
     def update(self, id_: str, name: str, definition: dict[str, Any]) -> Document:
+        self._check_id(id_)
         with self.engine.begin() as conn:
             result = conn.execute(self.table.update().where(self.table.c.id == id_).values(
                 name=name, definition=json.dumps(definition), updated_at=time.time()))
@@ -89,6 +99,7 @@ class Documents:
         return self.get(id_)
 
     def delete(self, id_: str) -> None:
+        self._check_id(id_)
         with self.engine.begin() as conn:
             result = conn.execute(self.table.delete().where(self.table.c.id == id_))
         if result.rowcount != 1:
