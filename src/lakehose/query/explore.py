@@ -61,11 +61,12 @@ class ExploreSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 @dataclass(frozen=True)
 class Column:
-    """A field a chart can use: its dotted path and scalar kind."""
+    """A field of a stream's table: its dotted path and kind (an array's ``items`` kind too)."""
 
     path: str
     kind: str
     enum: tuple[Scalar, ...] | None = None
+    items: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,20 +76,25 @@ class Built:
     text: str  # the same query with the values as literals: shown, and runnable as it is
 
 
-def columns(schema: StreamSchema) -> dict[str, Column]:
-    """Every scalar field at any depth of objects (arrays are left out), plus the envelope."""
-    out = {"event_id": Column("event_id", "string"), "ts": Column("ts", "datetime"),
-           "received_at": Column("received_at", "datetime")}
+def all_columns(schema: StreamSchema) -> list[Column]:
+    """Every field at any depth of objects, arrays included, after the envelope: what a
+    stream holds, as a person browsing it should see it."""
 
     def walk(fields: Sequence[Field], prefix: str) -> Iterator[Column]:
         for f in fields:
             if f.kind == "object":
                 yield from walk(f.properties, f"{prefix}{f.name}.")
-            elif f.kind != "array":
-                yield Column(prefix + f.name, f.kind, f.enum)
+            else:
+                yield Column(prefix + f.name, f.kind, f.enum, f.items.kind if f.items else None)
 
-    out.update((c.path, c) for c in walk(schema.fields, ""))
-    return out
+    envelope = [Column("event_id", "string"), Column("ts", "datetime"), Column("received_at", "datetime")]
+    return envelope + list(walk(schema.fields, ""))
+
+
+def columns(schema: StreamSchema) -> dict[str, Column]:
+    """The fields a chart can use, by path: every scalar one (an array is no metric, group or
+    filter value)."""
+    return {c.path: c for c in all_columns(schema) if c.kind != "array"}
 
 
 def _quote(identifier: str) -> str:
