@@ -76,9 +76,9 @@ class Built:
     text: str  # the same query with the values as literals: shown, and runnable as it is
 
 
-def all_columns(schema: StreamSchema) -> list[Column]:
-    """Every field at any depth of objects, arrays included, after the envelope: what a
-    stream holds, as a person browsing it should see it."""
+def columns(schema: StreamSchema) -> dict[str, Column]:
+    """Every field at any depth of objects, by path, the envelope first: arrays too, so a
+    person sees all a stream holds; a chart refuses them (``_column``)."""
 
     def walk(fields: Sequence[Field], prefix: str) -> Iterator[Column]:
         for f in fields:
@@ -88,13 +88,7 @@ def all_columns(schema: StreamSchema) -> list[Column]:
                 yield Column(prefix + f.name, f.kind, f.enum, f.items.kind if f.items else None)
 
     envelope = [Column("event_id", "string"), Column("ts", "datetime"), Column("received_at", "datetime")]
-    return envelope + list(walk(schema.fields, ""))
-
-
-def columns(schema: StreamSchema) -> dict[str, Column]:
-    """The fields a chart can use, by path: every scalar one (an array is no metric, group or
-    filter value)."""
-    return {c.path: c for c in all_columns(schema) if c.kind != "array"}
+    return {c.path: c for c in [*envelope, *walk(schema.fields, "")]}
 
 
 def _quote(identifier: str) -> str:
@@ -191,10 +185,12 @@ class _Query:
 
 
 def _column(known: dict[str, Column], path: str, what: str) -> Column:
+    """The scalar field at ``path``: an array is no metric, group or filter value."""
     column = known.get(path)
-    if column is None:
-        raise ValueError(f"{what}: the stream has no field {path!r} (scalar fields: "
-                         f"{', '.join(sorted(known))})")
+    if column is None or column.kind == "array":
+        scalars = ", ".join(sorted(c.path for c in known.values() if c.kind != "array"))
+        problem = f"{path!r} is an array" if column else f"the stream has no field {path!r}"
+        raise ValueError(f"{what}: {problem} (scalar fields: {scalars})")
     return column
 
 

@@ -27,7 +27,7 @@ from lakehose.auth import TokenGuard, authenticate_token
 from lakehose.config import Settings
 from lakehose.query.api import result_json
 from lakehose.query.engine import QueryEngine
-from lakehose.query.explore import Built, ExploreSpec, all_columns, build, check_range
+from lakehose.query.explore import Built, ExploreSpec, build, check_range, columns
 from lakehose.registry.store import Registry
 from lakehose.ui.endpoint import endpoint, error, json_response
 from lakehose.ui.pipeline import pipeline_routes
@@ -130,7 +130,7 @@ def ui_routes(settings: Settings, engine: QueryEngine, guard: TokenGuard) -> lis
         stream = await run_in_threadpool(registry.get_stream, request.path_params["name"])
         return json_response({"stream": stream.name, "fields": [
             {"path": c.path, "kind": c.kind, "enum": c.enum, "items": c.items}
-            for c in all_columns(stream.schema)]})
+            for c in columns(stream.schema).values()]})
 
     async def explore(request: Request) -> Response:
         spec = msgspec.json.decode(await request.body(), type=ExploreSpec)
