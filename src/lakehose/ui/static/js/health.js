@@ -157,8 +157,8 @@ export async function render(view) {
         + `last success ${fmtAgo(lastOk.get(job))}`]))
       : h("p", { class: "muted" }, schedule?.enabled === false
         ? "Maintenance is off ([maintenance] enabled = false): compact and expire the tables with lakehose maintain --once."
-        : `No run has finished since lakehose started. lakehose up runs maintenance in a process of its own every ${every || "interval"}, `
-          + `the first run ${every || "one interval"} after the start.`);
+        : "No run has finished since lakehose started."
+          + (every ? ` lakehose up runs maintenance in a process of its own every ${every}, the first run ${every} after the start.` : ""));
     const commits = (lake || []).filter((t) => t.last_maintenance);
     const recorded = !lake ? null : commits.length
       ? h("div", {}, h("div", { class: "muted small" }, "Last maintenance commit in each table"),
