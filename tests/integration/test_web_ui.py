@@ -350,6 +350,7 @@ def test_the_navigation_folds_into_a_menu_on_a_phone(site: Site) -> None:
         && [...document.querySelector('.top').children].every(c => c.getBoundingClientRect().right <= innerWidth)""")
     phone.click("#menu")
     assert phone.get_attribute("#menu", "aria-expanded") == "true"
+    shot(phone, "menu-390")
     phone.click("#nav a[data-page=health]")
     phone.wait_for_selector("#health-ingest")
     assert phone.is_hidden("#nav") and phone.get_attribute("#menu", "aria-expanded") == "false"
