@@ -37,7 +37,8 @@ def test_explore_charts_and_dashboards(lh: Lakehose) -> None:
     assert [c["name"] for c in answer["columns"]] == ["time", "device.os", "avg score"]
     assert admin.post("/v1/explore?run=false", json=spec).json() == {"sql": answer["sql"]}
     fields = admin.get("/v1/streams/level_complete/fields").json()["fields"]
-    assert {"path": "device.os", "kind": "string", "enum": None} in fields
+    assert {"path": "device.os", "kind": "string", "enum": None, "items": None} in fields
+    assert {"path": "items", "kind": "array", "enum": None, "items": "string"} in fields  # listed, not charted
     bad = admin.post("/v1/explore", json={**spec, "group_by": ["nope"]})
     assert bad.status_code == 400 and "no field 'nope'" in bad.json()["reason"]
     assert admin.post("/v1/explore", json={"stream": "missing"}).status_code == 404

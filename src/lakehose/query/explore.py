@@ -61,11 +61,12 @@ class ExploreSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 @dataclass(frozen=True)
 class Column:
-    """A field a chart can use: its dotted path and scalar kind."""
+    """A field of a stream's table: its dotted path and kind (an array's ``items`` kind too)."""
 
     path: str
     kind: str
     enum: tuple[Scalar, ...] | None = None
+    items: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,19 +77,18 @@ class Built:
 
 
 def columns(schema: StreamSchema) -> dict[str, Column]:
-    """Every scalar field at any depth of objects (arrays are left out), plus the envelope."""
-    out = {"event_id": Column("event_id", "string"), "ts": Column("ts", "datetime"),
-           "received_at": Column("received_at", "datetime")}
+    """Every field at any depth of objects, by path, the envelope first: arrays too, so a
+    person sees all a stream holds; a chart refuses them (``_column``)."""
 
     def walk(fields: Sequence[Field], prefix: str) -> Iterator[Column]:
         for f in fields:
             if f.kind == "object":
                 yield from walk(f.properties, f"{prefix}{f.name}.")
-            elif f.kind != "array":
-                yield Column(prefix + f.name, f.kind, f.enum)
+            else:
+                yield Column(prefix + f.name, f.kind, f.enum, f.items.kind if f.items else None)
 
-    out.update((c.path, c) for c in walk(schema.fields, ""))
-    return out
+    envelope = [Column("event_id", "string"), Column("ts", "datetime"), Column("received_at", "datetime")]
+    return {c.path: c for c in [*envelope, *walk(schema.fields, "")]}
 
 
 def _quote(identifier: str) -> str:
@@ -185,10 +185,12 @@ class _Query:
 
 
 def _column(known: dict[str, Column], path: str, what: str) -> Column:
+    """The scalar field at ``path``: an array is no metric, group or filter value."""
     column = known.get(path)
-    if column is None:
-        raise ValueError(f"{what}: the stream has no field {path!r} (scalar fields: "
-                         f"{', '.join(sorted(known))})")
+    if column is None or column.kind == "array":
+        scalars = ", ".join(sorted(c.path for c in known.values() if c.kind != "array"))
+        problem = f"{path!r} is an array" if column else f"the stream has no field {path!r}"
+        raise ValueError(f"{what}: {problem} (scalar fields: {scalars})")
     return column
 
 

@@ -129,7 +129,8 @@ def ui_routes(settings: Settings, engine: QueryEngine, guard: TokenGuard) -> lis
     async def fields(request: Request) -> Response:
         stream = await run_in_threadpool(registry.get_stream, request.path_params["name"])
         return json_response({"stream": stream.name, "fields": [
-            {"path": c.path, "kind": c.kind, "enum": c.enum} for c in columns(stream.schema).values()]})
+            {"path": c.path, "kind": c.kind, "enum": c.enum, "items": c.items}
+            for c in columns(stream.schema).values()]})
 
     async def explore(request: Request) -> Response:
         spec = msgspec.json.decode(await request.body(), type=ExploreSpec)

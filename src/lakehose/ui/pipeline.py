@@ -2,7 +2,10 @@
 
 ``GET /v1/lake/tables``: per Iceberg table, its rows, data files, bytes and last
 commit, from each table's current snapshot summary (what any Iceberg reader
-sees; no file is listed). ``/v1/rejected``: the rows of ``events._rejected``,
+sees; no file is listed), and the newest snapshot a maintenance job made; with
+the maintenance schedule, so Health can say when runs come. Maintenance runs in
+``up``'s own process and its run counters start again at every start, so the
+table metadata is what still shows a run from before. ``/v1/rejected``: the rows of ``events._rejected``,
 filtered by stream, reason and state, payloads cut to a preview in lists and
 whole for one row; ``POST /v1/rejected/replay`` runs ``lakehose rejected
 replay`` (admin token). Live rates, lag and disk come from ``/metrics``, which
@@ -28,6 +31,7 @@ from lakehose.config import Settings
 from lakehose.errors import NotFound
 from lakehose.lake.catalog import open_catalog
 from lakehose.lake.rejected import REJECTED_TABLE
+from lakehose.maintenance.rewrite import JOB_PROPERTY
 from lakehose.query.api import result_json
 from lakehose.query.engine import QueryEngine, QueryResult
 from lakehose.replay import replay
@@ -74,10 +78,14 @@ def pipeline_routes(settings: Settings, engine: QueryEngine, guard: TokenGuard) 
             def total(key: str) -> int:
                 return int(summary.get(key) or 0) if summary is not None else 0
 
+            last = max(((s.timestamp_ms, s.summary[JOB_PROPERTY]) for s in table.metadata.snapshots
+                        if s.summary is not None and JOB_PROPERTY in s.summary.additional_properties),
+                       default=None)
             out.append({"name": identifier[-1], "records": total("total-records"),
                         "data_files": total("total-data-files"), "bytes": total("total-files-size"),
                         "snapshots": len(table.metadata.snapshots),
-                        "last_commit": snapshot.timestamp_ms / 1000 if snapshot is not None else None})
+                        "last_commit": snapshot.timestamp_ms / 1000 if snapshot is not None else None,
+                        "last_maintenance": None if last is None else {"job": last[1], "at": last[0] / 1000}})
         return out
 
     def query_rejected(sql: str, params: Sequence[object]) -> QueryResult | None:
@@ -87,7 +95,9 @@ def pipeline_routes(settings: Settings, engine: QueryEngine, guard: TokenGuard) 
         return engine.run(sql, params=params)
 
     async def tables(_: Request) -> Response:
-        return json_response({"tables": await run_in_threadpool(table_stats)})
+        schedule = {"enabled": settings.maintenance.enabled,
+                    "interval_seconds": settings.maintenance.interval_seconds}
+        return json_response({"tables": await run_in_threadpool(table_stats), "maintenance": schedule})
 
     async def summary(_: Request) -> Response:
         result = await run_in_threadpool(query_rejected, (

@@ -55,6 +55,16 @@ async function route() {
   }
 }
 
+// the menu button shows the pages' links on a narrow screen; going anywhere folds them again
+const menu = document.getElementById("menu");
+function showMenu(open) {
+  document.body.classList.toggle("menu-open", open);
+  menu.setAttribute("aria-expanded", String(open));
+}
+menu.addEventListener("click", () => showMenu(!document.body.classList.contains("menu-open")));
+document.getElementById("nav").addEventListener("click", () => showMenu(false)); // also the page already open
+window.addEventListener("hashchange", () => showMenu(false));
+
 document.getElementById("logout").addEventListener("click", () => {
   forgetToken();
   location.hash = "#/login";

@@ -29,14 +29,14 @@ async function listing(view) {
   view.append(
     h("div", { class: "panel stack" },
       h("h1", {}, "Dashboards"),
-      dashboards.length ? h("table", { class: "data", id: "dashboard-list" }, h("tbody", {}, dashboards.map((d) => h("tr", {},
+      dashboards.length ? h("div", { class: "scroll" }, h("table", { class: "data", id: "dashboard-list" }, h("tbody", {}, dashboards.map((d) => h("tr", {},
         h("td", {}, h("a", { href: `#/dashboard/${d.id}` }, d.name)),
         h("td", { class: "muted" }, `${d.tiles.length} chart${d.tiles.length === 1 ? "" : "s"}`),
         h("td", { class: "muted" }, `changed ${fmtAgo(d.updated_at)}`),
         admin ? h("td", {}, h("button", { type: "button", class: "danger small", onclick: act(async () => {
           await api(`/v1/dashboards/${d.id}`, { method: "DELETE" });
           location.reload();
-        }) }, "Delete")) : null))))
+        }) }, "Delete")) : null)))))
         : h("p", { class: "muted" }, "No dashboards yet. Build a chart in Explore and add it to a new dashboard."),
       admin ? h("div", { class: "row" }, newName, h("button", { type: "button", id: "create-dashboard", onclick: act(async () => {
         const d = await api("/v1/dashboards", { body: { name: newName.value || "New dashboard" } });
@@ -45,14 +45,14 @@ async function listing(view) {
       problem),
     h("div", { class: "panel stack" },
       h("h2", {}, "Saved charts"),
-      charts.length ? h("table", { class: "data", id: "chart-list" }, h("tbody", {}, charts.map((c) => h("tr", {},
+      charts.length ? h("div", { class: "scroll" }, h("table", { class: "data", id: "chart-list" }, h("tbody", {}, charts.map((c) => h("tr", {},
         h("td", {}, h("a", { href: chartLink(c) }, c.name)),
         h("td", { class: "muted" }, c.explore ? `explore · ${c.explore.stream}` : "sql"),
         h("td", { class: "muted" }, c.viz),
         admin ? h("td", {}, h("button", { type: "button", class: "danger small", onclick: act(async () => {
           await api(`/v1/charts/${c.id}`, { method: "DELETE" });
           location.reload();
-        }) }, "Delete")) : null))))
+        }) }, "Delete")) : null)))))
         : h("p", { class: "muted" }, "No saved charts yet.")));
   return null;
 }

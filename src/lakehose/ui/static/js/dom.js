@@ -63,9 +63,19 @@ export function fmtRows(n) {
   return `${fmtNumber(n)} row${n === 1 ? "" : "s"}`;
 }
 
+// a rate is a measure over a few seconds: whole numbers from 100, one decimal from 1, two
+// significant digits below (0.33/s), and a floor under which "0.0012/s" would be noise
+const RATE_SMALL = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 2 });
+const RATE_ONE = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+const RATE_WHOLE = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const RATE_COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumSignificantDigits: 3 });
+
 export function fmtRate(perSecond) {
-  if (perSecond === null || perSecond === undefined) return "–";
-  return `${fmtShort(perSecond)}/s`;
+  if (perSecond === null || perSecond === undefined || Number.isNaN(perSecond)) return "–";
+  const n = Math.abs(perSecond);
+  const text = n === 0 ? "0" : n < 0.01 ? "<0.01" : n < 1 ? RATE_SMALL.format(perSecond)
+    : n < 100 ? RATE_ONE.format(perSecond) : n < 10000 ? RATE_WHOLE.format(perSecond) : RATE_COMPACT.format(perSecond);
+  return `${text}/s`;
 }
 
 export function fmtBytes(bytes) {

@@ -25,6 +25,10 @@ const OPS_BY_KIND = {
   other: ["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null"],
 };
 const NUMERIC_KINDS = ["integer", "number"];
+const RANGE_SECONDS = { "15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400,
+  "90d": 90 * 86400, "1y": 365 * 86400 };
+// the grain for events spread over up to this many seconds: tens to a few hundred points
+const GRAIN_FOR_SPAN = [[3 * 3600, "minute"], [7 * 86400, "hour"], [180 * 86400, "day"], [3 * 365 * 86400, "week"]];
 
 const fieldCache = new Map();
 export async function fieldsOf(stream) {
@@ -43,6 +47,24 @@ export function describe(spec) {
 export function withDefaults(spec) {
   return { metric: "count", grain: "none", range: "24h", ...spec, group_by: [...(spec.group_by || [])],
     filters: (spec.filters || []).map((f) => ({ ...f })) };
+}
+
+// Explore opened on a stream with nothing chosen: count its events over the range that holds
+// them, in a grain that gives the chart a shape. A fixed "last 24 hours per hour" showed one
+// point (events sent in one burst), or none (events with older times).
+export async function firstSpec(stream) {
+  const spec = { stream, metric: "count", grain: "hour", range: "24h" };
+  if (!stream) return spec;
+  const bound = async (metric) => {
+    const answer = await api("/v1/explore", { body: { stream, metric, field: "ts", range: "all" } });
+    return Date.parse(answer.rows[0]?.[0]) / 1000;
+  };
+  const [first, last] = await Promise.all([bound("min"), bound("max")]);
+  if (Number.isNaN(first)) return spec; // no events yet
+  const back = Date.now() / 1000 - first + 60;
+  spec.range = Object.keys(RANGE_SECONDS).find((range) => RANGE_SECONDS[range] >= back) || "all";
+  spec.grain = GRAIN_FOR_SPAN.find(([span]) => last - first <= span)?.[1] || "month";
+  return spec;
 }
 
 // what the explore endpoint is sent: only what is complete
@@ -80,7 +102,7 @@ export async function render(view, { params }) {
     viz = saved.viz;
     chart = { id: saved.id, name: saved.name };
   } else {
-    spec = { stream: params.get("stream") || streams[0] || "", metric: "count", grain: "hour", range: "24h" };
+    spec = await firstSpec(params.get("stream") || streams[0] || "");
     viz = "line";
   }
   spec = withDefaults(spec);
@@ -164,7 +186,9 @@ export async function render(view, { params }) {
     }, label)));
   }
 
-  const fieldOptions = (kinds) => fields.filter((f) => !kinds || kinds.includes(f.kind)).map((f) => [f.path, f.path]);
+  // an array is listed on the stream's page but is no metric, group or filter value
+  const fieldOptions = (kinds) => fields.filter((f) => f.kind !== "array" && (!kinds || kinds.includes(f.kind)))
+    .map((f) => [f.path, f.path]);
 
   function metricField() {
     if (spec.metric === "count") return null;

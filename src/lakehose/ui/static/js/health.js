@@ -1,6 +1,7 @@
-// Health: the pipeline at a glance, from /metrics (sampled every 5 s while the page is open),
-// the tables' snapshots, and the audit and maintenance endpoints where this server has them.
-// Anything this server does not export shows as "–" or "not available", never as an error.
+// Health: the pipeline at a glance, from /metrics (sampled every 5 s while the page is open;
+// under `lakehose up` it holds the counters of all its processes, maintenance's included), the
+// tables' snapshots, and the audit endpoint where this server has it. Anything this server
+// does not export shows as "–" or "not available", never as an error.
 
 import { api, optional } from "./api.js";
 import { renderChart } from "./chart.js";
@@ -61,7 +62,7 @@ export async function render(view) {
   const ingestChart = h("div", { class: "chart", style: "height: 110px", id: "ingest-chart" });
   const auditGauge = h("div");
   const rejectChart = h("div", { class: "chart", style: "height: 110px" });
-  let lake = null;
+  let lake = null, schedule = null;
 
   function spark(el, history, names, label) {
     const { x, values } = rateHistory(history, names);
@@ -119,14 +120,7 @@ export async function render(view) {
         ["data files", lake ? fmtNumber(tables.reduce((a, t) => a + t.data_files, 0)) : "–"],
         ["tables", lake ? fmtNumber(tables.length) : "–"]]));
 
-    const runs = [...total(after, "lakehose_maintenance_runs_total", "job")];
-    const failures = total({ samples: (after?.samples || []).filter((s) => s.labels.outcome === "failure") },
-      "lakehose_maintenance_runs_total", "job");
-    const lastOk = total(after, "lakehose_maintenance_last_success_timestamp_seconds", "job", Math.max);
-    cards.maintenance.body.replaceChildren(has(after, "lakehose_maintenance_")
-      ? kv(runs.map(([job, n]) => [job, `${fmtNumber(n)} runs, ${fmtNumber(failures.get(job) || 0)} failed; `
-        + `last success ${fmtAgo(lastOk.get(job))}`]))
-      : h("p", { class: "muted" }, "No maintenance runs reported by this process."));
+    cards.maintenance.body.replaceChildren(...maintenance(after));
 
     const gaps = [...total(after, "lakehose_audit_discrepancy_events", "stream")];
     auditGauge.replaceChildren(has(after, "lakehose_audit_discrepancy_events")
@@ -150,15 +144,36 @@ export async function render(view) {
     }
   } }, "Run audit (24 h)"), auditResult);
 
-  const maintenanceExtra = h("div");
-  cards.maintenance.el.append(maintenanceExtra);
-  optional("/v1/maintenance").then((state) => {
-    if (state) maintenanceExtra.replaceChildren(h("pre", { class: "small" }, JSON.stringify(state, null, 2)));
-  }).catch(() => {});
+  // the runs counted since this start (every process of `up`), else when they come; then the
+  // newest maintenance commit in each table, which outlives restarts
+  function maintenance(after) {
+    const runs = [...total(after, "lakehose_maintenance_runs_total", "job")];
+    const failures = total({ samples: (after?.samples || []).filter((s) => s.labels.outcome === "failure") },
+      "lakehose_maintenance_runs_total", "job");
+    const lastOk = total(after, "lakehose_maintenance_last_success_timestamp_seconds", "job", Math.max);
+    const every = schedule ? fmtSeconds(schedule.interval_seconds) : null;
+    const since = runs.length
+      ? kv(runs.map(([job, n]) => [job, `${fmtNumber(n)} run${n === 1 ? "" : "s"}, ${fmtNumber(failures.get(job) || 0)} failed; `
+        + `last success ${fmtAgo(lastOk.get(job))}`]))
+      : h("p", { class: "muted" }, schedule?.enabled === false
+        ? "Maintenance is off ([maintenance] enabled = false): compact and expire the tables with lakehose maintain --once."
+        : "No run has finished since lakehose started."
+          + (every ? ` lakehose up runs maintenance in a process of its own every ${every}, the first run ${every} after the start.` : ""));
+    const commits = (lake || []).filter((t) => t.last_maintenance);
+    const recorded = !lake ? null : commits.length
+      ? h("div", {}, h("div", { class: "muted small" }, "Last maintenance commit in each table"),
+        kv(commits.map((t) => [t.name, `${t.last_maintenance.job} ${fmtAgo(t.last_maintenance.at)}`])))
+      : h("p", { class: "muted small" }, "No table has a maintenance commit yet (a run with nothing to compact commits nothing).");
+    return [since, recorded].filter(Boolean);
+  }
 
   let history = [];
   async function loadLake() {
-    try { lake = (await api("/v1/lake/tables")).tables; } catch { lake = null; }
+    try {
+      ({ tables: lake, maintenance: schedule } = await api("/v1/lake/tables"));
+    } catch {
+      lake = null;
+    }
     draw(history, history[history.length - 1]);
   }
   const stop = sampler(SECONDS, (samples, latest) => { history = samples; draw(samples, latest); });

@@ -62,7 +62,8 @@ export async function render(view, { params }) {
         note.textContent = errorText(err);
         e.target.disabled = false;
       }
-    } }, state.stream ? `Replay ${state.stream}${state.reason ? ` (${state.reason})` : ""}` : "Pick a stream to replay") : null;
+    } }, state.stream ? `Replay ${state.stream}${state.reason ? ` (${state.reason})` : ""}` : "Pick a stream to replay")
+      : h("span", { class: "muted small", id: "replay-needs-admin" }, "Replaying needs an admin token.");
     filtersEl.replaceChildren(
       field("Stream", select([["", "all streams"], ...streams.map((s) => [s, s])], state.stream,
         (v) => { Object.assign(state, { stream: v, reason: "", offset: 0 }); refresh(); }, { name: "stream" })),
