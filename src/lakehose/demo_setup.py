@@ -43,7 +43,7 @@ class DemoSetup:
     streams_created: list[str]
     streams_differing: list[str]
     dashboard_id: str
-    dashboard_created: bool
+    charts_left_out: list[str] | None  # None: the dashboard existed already
 
     def lines(self, settings: Settings, url: str) -> list[str]:
         """What changed, for people."""
@@ -57,8 +57,11 @@ class DemoSetup:
             lines.append(f"created write key {self.key_name!r} for the demo, kept in "
                          f"{Path(settings.data_dir) / KEY_FILE} for the next runs")
         board = f"{url}/ui/#/dashboard/{self.dashboard_id}"
-        lines.append(f"created dashboard {DEMO_DASHBOARD!r}: {board}" if self.dashboard_created
-                     else f"dashboard {DEMO_DASHBOARD!r}: {board}")
+        if self.charts_left_out is None:
+            lines.append(f"dashboard {DEMO_DASHBOARD!r}: {board}")
+        else:
+            lines.append(f"created dashboard {DEMO_DASHBOARD!r}: {board}")
+            lines += [f"note: chart {chart} left out of it" for chart in self.charts_left_out]
         return lines
 
 
@@ -67,8 +70,8 @@ def prepare_demo(settings: Settings, with_key: bool) -> DemoSetup:
     registry = Registry(settings.catalog_uri)
     created, differing = _streams(settings, registry)
     key, name, key_created = _demo_key(settings, registry) if with_key else (None, None, False)
-    board, board_created = _dashboard(settings, registry)
-    return DemoSetup(key, name, key_created, created, differing, board, board_created)
+    board, left_out = _dashboard(settings, registry)
+    return DemoSetup(key, name, key_created, created, differing, board, left_out)
 
 
 def _streams(settings: Settings, registry: Registry) -> tuple[list[str], list[str]]:
@@ -108,17 +111,21 @@ def _demo_key(settings: Settings, registry: Registry) -> tuple[str, str, bool]:
     return key, name, True
 
 
-def _dashboard(settings: Settings, registry: Registry) -> tuple[str, bool]:
-    """The id of the demo dashboard, and whether it was created now."""
+def _dashboard(settings: Settings, registry: Registry) -> tuple[str, list[str] | None]:
+    """The id of the demo dashboard, and if it was created now the charts it had to leave out."""
     saved = Saved(settings.catalog_uri)
     for board in saved.dashboards.list():
         if board.name == DEMO_DASHBOARD:
-            return board.id, False
-    tiles = []
+            return board.id, None
+    tiles, left_out = [], []
     for name, viz, width, height, question in DEMO_CHARTS:
         spec = msgspec.convert(question, ExploreSpec)
-        build(spec, registry.get_stream(spec.stream).schema, settings.lake.namespace)
+        try:  # a stream that existed before the demo may lack the chart's fields
+            build(spec, registry.get_stream(spec.stream).schema, settings.lake.namespace)
+        except ValueError as exc:
+            left_out.append(f"{name!r} ({exc})")
+            continue
         chart = saved.charts.create(name, {"viz": viz, "explore": msgspec.to_builtins(spec), "sql": None})
         tiles.append({"chart": chart.id, "w": width, "h": height})
     board = saved.dashboards.create(DEMO_DASHBOARD, {"tiles": tiles, "range": None, "refresh": 0})
-    return board.id, True
+    return board.id, left_out

@@ -102,14 +102,23 @@ class Progress:
 class Sender:
     """Posts batches to one endpoint with one write key, retrying what the collector asks to retry."""
 
-    def __init__(self, url: str, key: str, path: str, timeout: float = 60) -> None:
+    def __init__(self, url: str, path: str, timeout: float = 60) -> None:
         self.url, self.path = url, path
-        self.client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}",
-                                                          "Content-Type": "application/json"},
+        self.client = httpx.Client(base_url=url, headers={"Content-Type": "application/json"},
                                    timeout=timeout)
+
+    def use_key(self, key: str) -> None:
+        self.client.headers["Authorization"] = f"Bearer {key}"
 
     def close(self) -> None:
         self.client.close()
+
+    def check(self) -> None:
+        """Fail now, before anything is prepared or read, if nothing answers at the URL."""
+        try:
+            self.client.get("/healthz")
+        except httpx.TransportError as exc:
+            raise SendFailed(self._unreachable(exc)) from None
 
     def post(self, body: bytes, tally: Tally) -> dict[str, Any]:
         """The collector's answer to one batch; raises SendFailed when it cannot be had."""
@@ -143,8 +152,8 @@ class Sender:
 
     def _refused(self, response: httpx.Response, tally: Tally) -> str:
         where = f"{self.url}{self.path} answered {response.status_code}: {_reason(response)}"
-        if response.status_code in (401, 403):
-            where += " (give a write key with --key or $LAKEHOSE_WRITE_KEY)"
+        if response.status_code == 403:
+            where += " (the key of --key, $LAKEHOSE_WRITE_KEY or the demo; see lakehose keys list)"
         return where + (f"; stopped after {tally.sent:,} events ({tally.summary()})" if tally.sent else "")
 
 
@@ -245,9 +254,11 @@ def send_file(settings: Settings, name: str, url: str | None, key: str | None, s
                             "(lakehose keys create NAME makes one)")
     events, lines = read_file(name)
     target = target_url(settings, url)
-    sender = Sender(target, key, f"/v1/streams/{stream}/events" if stream else "/v1/events")
+    sender = Sender(target, f"/v1/streams/{stream}/events" if stream else "/v1/events")
+    sender.use_key(key)
     started = time.monotonic()
     try:
+        sender.check()
         tally = send_events(sender, in_batches(events), len(events), rate,
                             (lambda i: f"line {lines[i]}") if lines is not None else
                             (lambda i: f"event {i + 1}"))
@@ -265,19 +276,22 @@ def send_demo(settings: Settings, url: str | None, key: str | None, events: int,
     from lakehose.demo_setup import prepare_demo
 
     target = target_url(settings, url)
-    setup = prepare_demo(settings, with_key=not key)
-    for line in setup.lines(settings, target):
-        print(line)
-    if setup.streams_created or setup.key_created:
-        time.sleep(1.5)  # running collectors pick up new streams within a second
-    seed = secrets.randbelow(2 ** 31) if seed is None else seed
-    generator = DemoEvents(seed, days=days)
-    print(f"sending {events:,} demo events over the last {days:g} days to {target} "
-          f"(seed {seed}: --seed {seed} makes the same events again)", flush=True)
-    sender = Sender(target, key or setup.key or "", "/v1/events")
-    started = time.monotonic()
-    batches = (generator.batch(min(BATCH_EVENTS, events - start)) for start in range(0, events, BATCH_EVENTS))
+    sender = Sender(target, "/v1/events")
     try:
+        sender.check()
+        setup = prepare_demo(settings, with_key=not key)
+        for line in setup.lines(settings, target):
+            print(line)
+        if setup.streams_created or setup.key_created:
+            time.sleep(1.5)  # running collectors pick up new streams within a second
+        sender.use_key(key or setup.key or "")
+        seed = secrets.randbelow(2 ** 31) if seed is None else seed
+        generator = DemoEvents(seed, days=days)
+        print(f"sending {events:,} demo events over the last {days:g} days to {target} "
+              f"(seed {seed}: --seed {seed} makes the same events again)", flush=True)
+        started = time.monotonic()
+        batches = (generator.batch(min(BATCH_EVENTS, events - start))
+                   for start in range(0, events, BATCH_EVENTS))
         tally = send_events(sender, batches, events, rate)
     finally:
         sender.close()
