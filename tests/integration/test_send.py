@@ -10,6 +10,8 @@ what the collector accepted and rejected, name the lines of the first rejections
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 import threading
@@ -135,3 +137,30 @@ def test_send_waits_as_429_retry_after_says(lh: Lakehose, tmp_path: Path) -> Non
     assert len(retries) <= took + 1  # one attempt a second at most, as Retry-After asks
     assert took >= 2 and "10 accepted, 0 rejected" in sent.stdout
     assert len(read_events(lh.data_dir)) == 11
+
+
+def test_send_draws_a_progress_bar_on_a_terminal(tmp_path: Path,
+                                                collector: tuple[Lakehose, httpx.Client]) -> None:
+    lh, client = collector
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([{"user_id": f"t{i}", "level": 1} for i in range(1500)]))
+    terminal, attached = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "lakehose", "send", str(events), "--stream", STREAM,
+                           "--url", str(client.base_url), "--key", lh.key, "--data-dir", str(lh.data_dir)],
+                          stdout=subprocess.PIPE, stderr=attached, text=True) as process:
+        os.close(attached)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        stdout = process.communicate(timeout=60)[0]
+    os.close(terminal)
+    assert process.returncode == 0 and "1,500 accepted, 0 rejected" in stdout
+    frames = drawn.decode().replace("\r\n", "\n").split("\r")  # the terminal turns \n into \r\n
+    assert len(frames) >= 3 and frames[-1].startswith("[" + "#" * 30 + "] 100%"), frames
+    assert "\n" not in "".join(frames[:-1])  # redrawn in place, not a line each
