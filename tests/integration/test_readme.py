@@ -11,7 +11,10 @@ port. The only changes made to the commands: port 8080 becomes that port, and th
 placeholders ``lh_…`` and ``lht_…`` become the write key and admin token this ``up`` printed,
 as a reader pastes them. A ``# {...}`` comment after a command is its answer: that JSON must
 be among what the block printed. Fences in other shell dialects (bash, console, shell) are
-refused, so that no command escapes the run.
+refused, so that no command escapes the run. A plain block after
+``<!-- readme-test: transcript (...) -->`` is a session: each ``$ lakehose ...`` line runs in
+turn (``lakehose`` being ``.venv/bin/lakehose``) and must print exactly the lines under it,
+and fail if they start with ``lakehose:``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-MARKER = re.compile(r"^<!-- readme-test: (up|skip) \((.+)\) -->$")
+MARKER = re.compile(r"^<!-- readme-test: (up|skip|transcript) \((.+)\) -->$")
 SHELLS = {"sh", "bash", "shell", "console", "zsh", "shell-session"}
 
 
@@ -92,8 +95,10 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("LAKEHOSE_DATA_DIR", "LAKEHOSE_CONFIG", "LAKEHOSE_WRITE_KEY")}
     env["LAKEHOSE_PGWIRE__PORT"] = str(free_port())
-    found = [b for b in blocks(README.read_text()) if b.language == "sh" and b.marker != "skip"]
+    found = [b for b in blocks(README.read_text())
+             if (b.language == "sh" and b.marker != "skip") or b.marker == "transcript"]
     setup, runnable = found[0], found[1:]
+    assert any(b.marker == "transcript" for b in runnable)
     up_command = setup.text.strip().split("&&")[-1].strip()
     assert up_command.startswith(".venv/bin/lakehose up"), setup
     log = folder / "up.out"
@@ -104,6 +109,9 @@ def test_readme_commands_run_as_written(tmp_path: Path) -> None:
         key, token = _credentials(log, up, port)
         state = folder / ".readme-state"
         for block in runnable:
+            if block.marker == "transcript":
+                _replay_transcript(block, folder, env, state)
+                continue
             script = (block.text.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
                       .replace("lht_…", token).replace("lh_…", key))
             result = subprocess.run(
@@ -142,3 +150,17 @@ def _credentials(log: Path, up: subprocess.Popen[bytes], port: int) -> tuple[str
                 pass
         assert time.monotonic() < deadline, f"lakehose up did not come up:\n{text}"
         time.sleep(0.2)
+
+
+def _replay_transcript(block: Block, folder: Path, env: dict[str, str], state: Path) -> None:
+    steps = re.split(r"^\$ ", block.text, flags=re.MULTILINE)
+    assert steps[0] == "" and len(steps) > 1, f"README.md line {block.line}: a transcript starts with $"
+    for step in steps[1:]:
+        command, _, expected = step.partition("\n")
+        assert command.startswith("lakehose "), command
+        result = subprocess.run(["bash", "-c", f"source {state}\n.venv/bin/{command}"], cwd=folder, env=env,
+                                capture_output=True, text=True, timeout=120)
+        printed = (result.stdout + result.stderr).rstrip("\n")
+        where = f"README.md line {block.line}: $ {command}\nprinted:\n{printed}"
+        assert printed == expected.rstrip("\n"), where
+        assert (result.returncode != 0) == expected.startswith("lakehose:"), where
