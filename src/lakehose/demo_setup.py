@@ -61,7 +61,7 @@ class DemoSetup:
             lines.append(f"dashboard {DEMO_DASHBOARD!r}: {board}")
         else:
             lines.append(f"created dashboard {DEMO_DASHBOARD!r}: {board}")
-            lines += [f"note: chart {chart} left out of it" for chart in self.charts_left_out]
+            lines += [f"note: chart {chart}" for chart in self.charts_left_out]
         return lines
 
 
@@ -123,7 +123,7 @@ def _dashboard(settings: Settings, registry: Registry) -> tuple[str, list[str] |
         try:  # a stream that existed before the demo may lack the chart's fields
             build(spec, registry.get_stream(spec.stream).schema, settings.lake.namespace)
         except ValueError as exc:
-            left_out.append(f"{name!r} ({exc})")
+            left_out.append(f"{name!r} left out of it: {exc}")
             continue
         chart = saved.charts.create(name, {"viz": viz, "explore": msgspec.to_builtins(spec), "sql": None})
         tiles.append({"chart": chart.id, "w": width, "h": height})

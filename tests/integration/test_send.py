@@ -164,3 +164,16 @@ def test_send_draws_a_progress_bar_on_a_terminal(tmp_path: Path,
     frames = drawn.decode().replace("\r\n", "\n").split("\r")  # the terminal turns \n into \r\n
     assert len(frames) >= 3 and frames[-1].startswith("[" + "#" * 30 + "] 100%"), frames
     assert "\n" not in "".join(frames[:-1])  # redrawn in place, not a line each
+
+
+def test_demo_into_a_stream_of_another_shape_says_so(collector: tuple[Lakehose, httpx.Client]) -> None:
+    """level_complete made from another schema: the demo warns, leaves out the charts that
+    cannot work, counts the rejections with their reasons and exits 1."""
+    lh, client = collector
+    sent = lh.run("send", "--demo", "--events", "1000", "--url", str(client.base_url), check=False)
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    assert "note: stream level_complete exists with another schema" in sent.stdout
+    assert "note: chart 'Levels completed per hour' left out of it: group_by: the stream has no field " \
+           "'platform'" in sent.stdout, sent.stdout
+    rejected = int(sent.stdout.split(" rejected")[-2].rsplit(", ", 1)[-1].replace(",", ""))
+    assert rejected > 0 and "unknown_field" in sent.stdout and "first rejections" in sent.stdout
