@@ -22,7 +22,7 @@ import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -184,7 +184,7 @@ def _bodies(events: Sequence[Event]) -> Iterator[tuple[int, bytes]]:
 
 
 def send_events(sender: Sender, batches: Iterator[Sequence[Event]], total: int, rate: float,
-                where: Any = lambda i: f"event {i + 1}") -> Tally:
+                where: Callable[[int], str] = lambda i: f"event {i + 1}") -> Tally:
     """Send every batch; ``where(i)`` names the i-th event (0-based) in rejection reasons."""
     tally = Tally()
     progress = Progress(total)
