@@ -178,15 +178,18 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from lakehose.send import send_demo
+    """Exit 1 when any event was rejected, so a script notices."""
+    from lakehose.send import send_demo, send_file
 
-    if not args.demo:
-        raise ValueError("only --demo is supported: send your own events with any HTTP client")
+    if args.demo == (args.file is not None):
+        raise ValueError("give a FILE of events (NDJSON or a JSON array; - for stdin) or --demo")
     settings = _settings(args)
-    url = args.url or f"http://{settings.collector.host}:{settings.collector.port}"
-    send_demo(settings, url, args.key or os.environ.get("LAKEHOSE_WRITE_KEY"), args.events,
-              args.rate, args.seed)
-    return 0
+    key = args.key or os.environ.get("LAKEHOSE_WRITE_KEY")
+    if args.demo:
+        tally = send_demo(settings, args.url, key, args.events, args.rate, args.seed, args.days)
+    else:
+        tally = send_file(settings, args.file, args.url, key, args.stream, args.rate)
+    return 1 if tally.rejected else 0
 
 
 def _hints_from(args: argparse.Namespace) -> dict[str, float]:
@@ -472,13 +475,26 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--stream", help="only this stream")
     audit.add_argument("--json", action="store_true", help="the report as JSON (as GET /v1/audit)")
 
-    send = add(commands, "send", cmd_send, "send realistic demo game events to a running lakehose")
-    send.add_argument("--demo", action="store_true", help="generate demo events (creates the demo streams)")
-    send.add_argument("--url", help="collector URL (default: from the config, http://127.0.0.1:8080)")
-    send.add_argument("--key", help="write key (default: $LAKEHOSE_WRITE_KEY, else a new key is made)")
-    send.add_argument("--events", type=int, default=20_000)
-    send.add_argument("--rate", type=float, default=5_000, help="events per second; 0 = as fast as possible")
-    send.add_argument("--seed", type=int, default=1)
+    send = add(commands, "send", cmd_send,
+               "send events to a running lakehose: a file of your own, or demo game traffic")
+    send.add_argument("file", nargs="?", metavar="FILE",
+                      help="events as NDJSON or a JSON array; - reads stdin. Each names its stream "
+                           "in \"type\", unless --stream is given")
+    send.add_argument("--stream", help="send FILE's events to this stream")
+    send.add_argument("--demo", action="store_true",
+                      help="send demo game events instead; creates the 14 demo streams, a write key "
+                           "kept for the next runs and the dashboard 'Game overview' if missing")
+    send.add_argument("--url", help="collector URL (default: the address of this data folder's "
+                                    "running lakehose up, else [collector] host and port)")
+    send.add_argument("--key", help="write key (default: $LAKEHOSE_WRITE_KEY; --demo: the demo key)")
+    send.add_argument("--events", type=_positive, default=20_000, help="--demo: how many (default 20000)")
+    send.add_argument("--days", type=float, default=7,
+                      help="--demo: spread the events' ts over this many last days (default 7)")
+    send.add_argument("--seed", type=int,
+                      help="--demo: seed of the generator, to make the same events again "
+                           "(default: a fresh one each run)")
+    send.add_argument("--rate", type=float, default=0,
+                      help="events per second at most (default 0: as fast as the collector takes them)")
 
     streams = commands.add_parser("streams", help="manage streams").add_subparsers(dest="action", required=True)
     create = add(streams, "create", cmd_streams_create, "register a stream with its JSON schema")

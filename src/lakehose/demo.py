@@ -26,6 +26,7 @@ events takes seconds, not minutes.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_SCHEMAS", "DEMO_WEIGHTS", "DemoEvents", "demo_schema_files"]
+__all__ = ["DEMO_CHARTS", "DEMO_DASHBOARD", "DEMO_SCHEMAS", "DEMO_WEIGHTS", "DemoEvents", "demo_schema_files"]
 
 Schema = dict[str, Any]
 Event = dict[str, Any]
@@ -141,16 +142,20 @@ DEMO_SCHEMAS: dict[str, Schema] = {
         "attempt": _integer(1),
         "boosters": _array(_string(32)),
     }, required=("level",)),
-    "level_complete": _stream_schema({
+    # Also examples/level_complete.schema.json, the README's first stream: its first curl sends
+    # only user_id, level and a fractional score, so only those two are required.
+    "level_complete": _object({
+        **_COMMON_PROPERTIES,
         "level": _LEVEL,
         "world": _string(32),
-        "score": _integer(0),
+        "mode": _enum("easy", "normal", "hard"),
+        "score": _number(0),
         "stars": _integer(0, 3),
         "duration_ms": _DURATION_MS,
         "moves_left": _integer(0),
         "coins_earned": _integer(0),
         "boosters_used": _array(_string(32)),
-    }, required=("level", "score", "duration_ms")),
+    }, required=("user_id", "level")),
     "level_fail": _stream_schema({
         "level": _LEVEL,
         "world": _string(32),
@@ -238,6 +243,25 @@ DEMO_WEIGHTS: dict[str, float] = {
 }
 
 
+# The sample dashboard ``lakehose send --demo`` creates (the README's screenshot): name, view,
+# width and height on the 12-column grid, and the Explore question of each chart.
+DEMO_DASHBOARD = "Game overview"
+DEMO_CHARTS: tuple[tuple[str, str, int, int, dict[str, Any]], ...] = (
+    ("Sessions", "number", 4, 2, {"stream": "session_start", "range": "7d"}),
+    ("Players", "number", 4, 2, {"stream": "session_start", "metric": "unique", "range": "7d"}),
+    ("Purchases (sum of price)", "number", 4, 2,
+     {"stream": "purchase", "metric": "sum", "field": "price", "range": "7d"}),
+    ("Levels completed per hour", "line", 8, 4,
+     {"stream": "level_complete", "grain": "hour", "group_by": ["platform"], "range": "7d"}),
+    ("Ad impressions by network", "bar", 4, 4,
+     {"stream": "ad_impression", "group_by": ["ad_network"], "range": "7d"}),
+    ("Level time p90 (ms)", "area", 6, 4,
+     {"stream": "level_complete", "metric": "p90", "field": "duration_ms", "grain": "day", "range": "7d"}),
+    ("Why levels fail", "bar", 6, 4,
+     {"stream": "level_fail", "group_by": ["reason", "platform"], "range": "7d"}),
+)
+
+
 def demo_schema_files(directory: str | Path) -> dict[str, Path]:
     """Write each demo schema to ``DIRECTORY/<stream>.schema.json``; returns the paths."""
     folder = Path(directory)
@@ -316,13 +340,19 @@ class DemoEvents:
 
     ``now`` (Unix seconds, default: the time of construction) anchors the
     events' ``ts``: each lies up to five minutes before it, as a mobile SDK
-    flushes its queue with some delay. Given the same ``seed`` and ``now`` the
-    same batches come out, in the same order.
+    flushes its queue with some delay. With ``days`` the events are spread over
+    that many days before ``now`` instead, busier in the evening (UTC) and on
+    the latest days, so that charts of a demo have a shape; benchmarks keep the
+    default, whose events fill one day partition as live traffic does. Given
+    the same ``seed``, ``now`` and ``days`` the same batches come out, in the
+    same order.
     """
 
-    def __init__(self, seed: int = 0, *, now: float | None = None, users: int = 5000) -> None:
+    def __init__(self, seed: int = 0, *, now: float | None = None, users: int = 5000,
+                 days: float = 0) -> None:
         self._rng = random.Random(seed)
         self._now_ms = int((time.time() if now is None else now) * 1000)
+        self._spread_ms = int(days * 86_400_000)
         self._users = [self._make_user(i) for i in range(users)]
         self._names = list(DEMO_WEIGHTS)
         self._cum_weights: list[float] = []
@@ -364,12 +394,27 @@ class DemoEvents:
     def _timestamp(self) -> str:
         # Most events arrive within seconds, a few after minutes in the SDK's queue.
         ms = self._now_ms - int(300_000 * self._rng.random() ** 4)
+        if self._spread_ms:
+            ms -= self._spread_offset_ms()
         second, milli = divmod(ms, 1000)
         prefix = self._second_prefix.get(second)
         if prefix is None:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second_prefix[second] = prefix
         return f"{prefix}.{milli:03d}Z"
+
+    def _spread_offset_ms(self) -> int:
+        """How long before ``now`` an event of a spread demo happened: a daily cycle peaking
+        at 20:00 UTC at three times the 08:00 trough, and a third more traffic on the last
+        day than on the first (drawn by rejection, about two draws an event)."""
+        rng = self._rng
+        while True:
+            offset = int(self._spread_ms * rng.random())
+            hour = (self._now_ms - offset) / 3_600_000 % 24
+            daily = 2 - math.cos((hour - 8) * math.pi / 12)  # 1 at 08:00, 3 at 20:00
+            growth = 1 - offset / self._spread_ms / 4  # 1 now, 0.75 at the start
+            if 3 * rng.random() < daily * growth:
+                return offset
 
     def batch(self, n: int) -> list[Event]:
         """``n`` events of mixed streams, each with ``"type"`` set to its stream."""
@@ -447,6 +492,7 @@ def _level_complete(rng: random.Random, user: _User) -> Event:
     return {
         "level": user.level,
         "world": _WORLDS[min(user.level // 60, len(_WORLDS) - 1)],
+        "mode": "normal" if rng.random() < 0.7 else rng.choice(("easy", "hard")),
         "score": rng.randint(1_000, 250_000),
         "stars": rng.randint(1, 3),
         "duration_ms": rng.randint(25_000, 400_000),

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.multiprocess import mark_process_dead
 
+from lakehose.address import record as record_address
 from lakehose.config import Settings
 from lakehose.lake.catalog import ensure_table, open_catalog
 from lakehose.lake.rejected import ensure_rejected_table
@@ -162,6 +163,7 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
+    record_address(settings.data_dir, url)
     streams = [s.name for s in Registry(settings.catalog_uri).list_streams()]
     pg = settings.pgwire
     pg_url = f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg.enabled else None

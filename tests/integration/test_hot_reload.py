@@ -100,14 +100,10 @@ def test_stream_created_with_the_cli_reaches_both(lh: Lakehose, collectors: list
         body = answer(client, "purchase", [purchase]).json()
         assert body["accepted"] == 0 and body["errors"][0]["code"] == "unknown_stream"
 
-    started = time.monotonic()
     lh.create_stream("purchase", {"type": "object", "required": ["sku"], "properties": {
         "sku": {"type": "string"}, "cents": {"type": "integer", "minimum": 0}}})
-
-    took = [within(WITHIN, lambda c=client: accepted(c, "purchase", purchase),  # type: ignore[misc]
-                   f"collector {i} accepts the new stream", started)
-            for i, client in enumerate(collectors)]
-    print(f"new stream accepted {took[0]:.2f} s and {took[1]:.2f} s after the CLI started")
+    # at once, as a script (or the README pasted whole) does: a miss checks the catalog first
+    assert all(accepted(client, "purchase", purchase) for client in collectors)
     for client in collectors:  # and validates it by its schema
         body = answer(client, "purchase", [{"cents": -1}]).json()
         assert body["rejected"] == 1 and body["errors"][0]["code"] in ("missing_field", "out_of_range")

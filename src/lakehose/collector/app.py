@@ -124,6 +124,10 @@ class Collector:
         else:
             self.pressure.full_reason = None
 
+    def streams_changed(self) -> bool:
+        """Whether the catalog's streams differ from the ones validated against (one cheap query)."""
+        return self.registry.streams_fingerprint() != self._fingerprint
+
     async def refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
@@ -203,6 +207,12 @@ class Collector:
             body = decompress(raw, request.headers.get("content-encoding", ""), c.max_body_bytes)
             prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
                         else self.ingestor.prepare_mixed(body))
+            if any(e.code == "unknown_stream" for e in prepared.errors) \
+                    and await asyncio.to_thread(self.streams_changed):
+                # created since the last refresh (`streams create` then a send at once): see it now
+                await asyncio.to_thread(self.refresh)
+                prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
+                            else self.ingestor.prepare_mixed(body))
             if self.adapter.wanted(prepared, holder.auto_create):
                 prepared = await asyncio.to_thread(self.adapter.adapt, prepared, holder.auto_create)
             del raw, body  # only the encoded records stay in memory while the fsync is awaited
