@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from lakehose import logs
 from lakehose.auth import TokenGuard
 from lakehose.config import Settings
+from lakehose.http_limits import protocol_with
 from lakehose.metrics import exposition
 from lakehose.registry.store import Registry
 
@@ -129,7 +130,12 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int, *, collect: bool, query: bool) -> None:
-    """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``)."""
+    """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``).
+
+    The HTTP layer's limits (connections, header size and time, body time) apply to every
+    route, before authentication: see ``lakehose.http_limits``.
+    """
     logs.capture_library_logs()
     uvicorn.run(build_app(settings, collect=collect, query=query), host=host, port=port,
-                log_level="warning", log_config=None, access_log=False, timeout_graceful_shutdown=10)
+                http=protocol_with(settings.collector), log_level="warning", log_config=None,
+                access_log=False, timeout_graceful_shutdown=10)
