@@ -73,6 +73,7 @@ class CollectorSettings(_Section):
     max_buffered_body_bytes: int = 128 * MiB  # bodies still arriving, all connections together
     retry_after_seconds: int = 5
     max_connections: int = 1000  # open at once; more are closed at once with a 503
+    max_request_bytes: int = 1 * MiB  # body of any route but ingestion (queries, charts, schemas)
     max_header_bytes: int = 64 * 1024  # request line and headers; 431 beyond
     max_headers: int = 100  # 431 beyond
     header_timeout_seconds: float = 10.0  # from the connection (or the last answer) to the headers' end
@@ -171,7 +172,7 @@ class Settings(_Section):
 _POSITIVE = {
     "log": ("segment_bytes", "max_bytes", "partitions", "kafka_timeout_seconds"),
     "collector": ("max_body_bytes", "max_events_per_request", "max_event_bytes",
-                  "max_inflight_requests", "max_buffered_body_bytes", "max_connections",
+                  "max_inflight_requests", "max_buffered_body_bytes", "max_connections", "max_request_bytes",
                   "max_header_bytes", "max_headers", "header_timeout_seconds",
                   "body_timeout_seconds", "linger_seconds", "linger_bytes"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),

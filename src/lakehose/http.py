@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -126,7 +126,12 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
                 await stack.enter_async_context(each(app))
             yield
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def client_gone(_: Request, __: Exception) -> Response:
+        """The client left, or the HTTP layer ended its body (and answered it): nobody reads this."""
+        return Response(status_code=400)
+
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={ClientDisconnect: client_gone})
 
 
 def serve(settings: Settings, host: str, port: int, *, collect: bool, query: bool) -> None:

@@ -15,6 +15,9 @@ connection:
 - 408 when the headers take longer than ``header_timeout_seconds``, or the body
   longer than ``body_timeout_seconds`` (a total bound: trickling does not
   extend it), for every route;
+- 413 past ``max_request_bytes`` of body on every route but ingestion (queries,
+  charts, schemas are small; ingestion bodies have the collector's own
+  ``max_body_bytes``, checked where a refusal is also recorded);
 - a lingering close, as nginx does: after an answer sent before the body
   ended, the rest is read and discarded (up to ``linger_bytes`` or
   ``linger_seconds``) before closing, so every client can read the answer.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import re
 from typing import Any, cast
 
 import msgspec
@@ -82,6 +86,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_head = True  # between two requests or inside a request's headers
         self._in_body = False  # headers done, body not yet complete
         self._head_bytes = 0  # of headers not yet complete, counted per read
+        self._body_bytes = 0
+        self._body_cap: int | None = None  # max_request_bytes, except on ingestion routes
         self._heads_done = 0
         self._timer: asyncio.TimerHandle | None = None
         self._refusal: _Refused | None = None
@@ -135,10 +141,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.limits.max_header_bytes:
             raise self._stop(self._headers_too_large())
-        self._in_head, self._in_body, self._head_bytes = False, True, 0
+        self._body_cap = None if _INGESTION.fullmatch(self.url.split(b"?")[0]) \
+            else self.limits.max_request_bytes
+        declared = [value for name, value in self.headers if name == b"content-length"]
+        if self._body_cap is not None and declared and declared[0].isdigit() \
+                and int(declared[0]) > self._body_cap:
+            raise self._stop(self._body_too_large_refusal())  # before the app starts
+        self._in_head, self._in_body, self._head_bytes, self._body_bytes = False, True, 0, 0
         self._heads_done += 1
         self._arm(self.limits.body_timeout_seconds, self._body_late)
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_cap is not None and self._body_bytes > self._body_cap:
+            self._end_body(self._body_too_large_refusal())
+            return
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._in_head, self._in_body = True, False
@@ -173,21 +192,31 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                                   f"{self.limits.header_timeout_seconds} s (collector.header_timeout_seconds)"))
 
     def _body_late(self) -> None:
-        if not self._in_body:
+        if self._in_body:
+            self._end_body(_Refused(408, "body_timeout", "the body did not arrive within "
+                                    f"{self.limits.body_timeout_seconds} s (collector.body_timeout_seconds)"))
+
+    def _body_too_large_refusal(self) -> _Refused:
+        return _Refused(413, "body_too_large", f"the body is larger than "
+                        f"{self.limits.max_request_bytes} bytes (collector.max_request_bytes)")
+
+    def _end_body(self, refusal: _Refused) -> None:
+        """Stop a request mid-body: answer it unless the app already did, and take no more of it."""
+        if self._lingering:
             return
         if self.cycle is not None and not self.cycle.response_started:
             self.cycle.disconnected = True  # the app's receive() now says the client is gone
             self.cycle.message_event.set()
-            self._refuse(_Refused(408, "body_timeout", "the body did not arrive within "
-                                  f"{self.limits.body_timeout_seconds} s (collector.body_timeout_seconds)"))
+            self._refuse(refusal)
         else:
             self.close_or_linger()
 
     def _refuse(self, refusal: _Refused) -> None:
-        """Answer (unless an answer was started) and linger: the connection takes no more requests."""
+        """Answer (unless a response is half sent) and linger: the connection takes no more requests."""
         self._refusal = refusal
         assert self._raw is not None
-        if self.cycle is None or not self.cycle.response_started:
+        cycle = self.cycle  # the current request's, or the last one's (then complete)
+        if cycle is None or not cycle.response_started or cycle.response_complete:
             self._raw.write(answer(refusal.status, refusal.code, refusal.reason))
         self._linger()
 
@@ -217,6 +246,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+_INGESTION = re.compile(rb"/v1/events|/v1/streams/[^/]+/events")
 
 
 def protocol_with(limits: CollectorSettings) -> type[LimitedHttpProtocol]:

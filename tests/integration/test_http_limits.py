@@ -316,3 +316,51 @@ def test_buffered_body_bytes_are_capped(tmp_path_factory: pytest.TempPathFactory
         assert_alive(server.url)
     finally:
         lh.close()
+
+
+# --------------------------------------------------------------------------- routes other than ingestion
+@pytest.fixture(scope="module")
+def query_server(home: tuple[Lakehose, Server]) -> Iterator[Server]:
+    """``lakehose serve`` on the module's data folder, body timeout 2 s."""
+    lh = home[0]
+    srv = lh.server("serve", env={"LAKEHOSE_COLLECTOR__BODY_TIMEOUT_SECONDS": "2",
+                                  "LAKEHOSE_PGWIRE__ENABLED": "false"}).start()
+    yield srv
+    srv.kill()
+
+
+def test_query_body_over_max_request_bytes_is_413(home: tuple[Lakehose, Server], query_server: Server) -> None:
+    """/v1/query bodies are capped at max_request_bytes (1 MiB) whether announced or chunked;
+    a normal query still works."""
+    headers = {"Authorization": f"Bearer {home[0].token}", "Content-Type": "application/json"}
+    big = json.dumps({"sql": "SELECT 1 -- " + "x" * (2 * MiB)}).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+
+    since = log_end(query_server.log_path)
+    with httpx.Client(base_url=query_server.url, headers=headers, timeout=10) as client:
+        for content in (big, chunks()):
+            response = client.post("/v1/query", content=content)
+            assert response.status_code == 413, response.text
+            assert response.json()["error"] == "body_too_large"
+            assert "collector.max_request_bytes" in response.json()["reason"]
+        assert client.post("/v1/query", json={"sql": "SELECT 1 AS one"}).status_code == 200
+    assert collector_log_tracebacks(query_server.log_path, since) == []
+
+
+def test_trickling_query_body_is_408_without_a_traceback(home: tuple[Lakehose, Server],
+                                                          query_server: Server) -> None:
+    """The body timeout holds on query routes too: 408 body_timeout, and the route's own
+    handler sees only a departed client (no unhandled exception in the log)."""
+    since = log_end(query_server.log_path)
+    with raw_connection(query_server.url) as sock:
+        sock.sendall(f"POST /v1/query HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {home[0].token}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sql\"".encode())
+        started = time.monotonic()
+        status, _, body = read_http_response(sock)
+    assert_refusal(status, body, 408, "body_timeout", "collector.body_timeout_seconds")
+    assert 1.8 <= time.monotonic() - started < 6
+    time.sleep(0.2)  # the handler's end is logged after the answer
+    assert collector_log_tracebacks(query_server.log_path, since) == []
