@@ -84,9 +84,9 @@ class HealthWatch:
     at all is stuck. A child still starting has not answered yet and is left alone.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, answered: bool) -> None:
         self.url = url
-        self.last_answer: float | None = None
+        self.last_answer: float | None = time.monotonic() if answered else None
         self.next_check = 0.0
 
     def restarted(self) -> None:
@@ -185,17 +185,17 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
         child.start()
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
-    while not stopping and time.monotonic() < deadline:
+    ready = False
+    while not stopping and not ready and time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
+            ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             time.sleep(0.1)
     streams = [s.name for s in Registry(settings.catalog_uri).list_streams()]
     pg = settings.pgwire
     pg_url = f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg.enabled else None
     print(banner(url, first, streams, settings.data_dir, pg_url), flush=True)
-    watch = HealthWatch(url)
+    watch = HealthWatch(url, answered=ready)
     while not stopping:
         http = children[0]
         if watch.stuck() and http.process is not None and not stopping:
