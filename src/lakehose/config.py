@@ -57,15 +57,31 @@ class LakeSettings(_Section):
 
 
 class CollectorSettings(_Section):
+    """The HTTP server (``collector``, ``serve``, ``up``) and its ingestion limits.
+
+    The limits from ``max_connections`` on hold for every route and are applied by the
+    HTTP layer (``lakehose.http_limits``) before authentication and before buffering.
+    """
+
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 8 * MiB
     max_events_per_request: int = 10_000
     max_event_bytes: int = 1 * MiB
     future_window_seconds: float = 24 * 3600.0
-    max_inflight_requests: int = 32
-    body_timeout_seconds: float = 30.0
+    max_inflight_requests: int = 32  # bodies being decoded, validated and appended at once
+    max_buffered_body_bytes: int = 128 * MiB  # bodies still arriving, all connections together
     retry_after_seconds: int = 5
+    max_connections: int = 1000  # open at once; more are closed at once with a 503
+    max_request_bytes: int = 1 * MiB  # body of any route but ingestion (queries, charts, schemas)
+    max_header_bytes: int = 64 * 1024  # request line and headers; 431 beyond
+    max_headers: int = 100  # 431 beyond
+    header_timeout_seconds: float = 10.0  # from the connection (or the last answer) to the headers' end
+    body_timeout_seconds: float = 30.0  # from the headers' end to the body's end, however it trickles
+    # after an early answer (413, 431, 408) the rest of the request is read and discarded, up to
+    # these bounds, before closing: a client that sends everything before reading still reads it
+    linger_seconds: float = 5.0
+    linger_bytes: int = 64 * MiB
 
 
 class DeliverySettings(_Section):
@@ -172,7 +188,9 @@ class Settings(_Section):
 _POSITIVE = {
     "log": ("segment_bytes", "max_bytes", "partitions", "kafka_timeout_seconds"),
     "collector": ("max_body_bytes", "max_events_per_request", "max_event_bytes",
-                  "max_inflight_requests", "body_timeout_seconds"),
+                  "max_inflight_requests", "max_buffered_body_bytes", "max_connections", "max_request_bytes",
+                  "max_header_bytes", "max_headers", "header_timeout_seconds",
+                  "body_timeout_seconds", "linger_seconds", "linger_bytes"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),
     "query": ("row_limit", "timeout_seconds", "memory_limit_bytes", "spill_limit_bytes", "max_result_bytes",
               "max_concurrent"),

@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lakehose import logs, openapi
 from lakehose.auth import TokenGuard
 from lakehose.config import Settings
+from lakehose.http_limits import protocol_with
 from lakehose.metrics import exposition
 from lakehose.registry.store import Registry
 
@@ -132,11 +133,21 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
                 await stack.enter_async_context(each(app))
             yield
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def client_gone(_: Request, __: Exception) -> Response:
+        """The client left, or the HTTP layer ended its body (and answered it): nobody reads this."""
+        return Response(status_code=400)
+
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={ClientDisconnect: client_gone})
 
 
 def serve(settings: Settings, host: str, port: int, *, collect: bool, query: bool) -> None:
-    """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``)."""
+    """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``).
+
+    The HTTP layer's limits (connections, header size and time, body time) apply to every
+    route, before authentication: see ``lakehose.http_limits``.
+    """
     logs.capture_library_logs()
     uvicorn.run(build_app(settings, collect=collect, query=query), host=host, port=port,
-                log_level="warning", log_config=None, access_log=False, timeout_graceful_shutdown=10)
+                http=protocol_with(settings.collector), log_level="warning", log_config=None,
+                access_log=False, timeout_graceful_shutdown=10)

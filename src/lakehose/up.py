@@ -2,7 +2,8 @@
 
 One process serves HTTP (collector + query API), another delivers the log into
 tables, so ingestion and Parquet writing each get a core. This process only
-supervises: it restarts a child that dies, and on SIGTERM / Ctrl-C it stops the
+supervises: it restarts a child that dies (or, for the HTTP process, that stops
+answering ``/healthz``: a frozen event loop), and on SIGTERM / Ctrl-C it stops the
 collector first (no new events), then lets delivery commit everything that was
 acknowledged, then exits. Children get SIGKILL if this process is killed, so a
 ``kill -9`` never leaves a collector behind. A third child, ``lakehose maintain``
@@ -41,6 +42,8 @@ from lakehose.registry.store import Registry
 
 _PR_SET_PDEATHSIG = 1
 RESTART_DELAY_SECONDS = 1.0
+HEALTH_CHECK_SECONDS = 1.0  # how often /healthz is asked, and how long an answer may take
+UNRESPONSIVE_SECONDS = 10.0  # silent this long after answering once: killed and restarted
 _LOG = Logger("up")
 
 
@@ -74,6 +77,34 @@ class Child:
                          child=self.name)
             self.process.kill()
             self.process.wait()
+
+
+class HealthWatch:
+    """Whether the HTTP child is stuck: it answered /healthz since it started, then went silent.
+
+    Any answer counts (a 503 for too many connections too): only a loop that cannot answer
+    at all is stuck. A child still starting has not answered yet and is left alone.
+    """
+
+    def __init__(self, url: str, answered: bool) -> None:
+        self.url = url
+        self.last_answer: float | None = time.monotonic() if answered else None
+        self.next_check = 0.0
+
+    def restarted(self) -> None:
+        self.last_answer = None
+
+    def stuck(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_check:
+            return False
+        self.next_check = now + HEALTH_CHECK_SECONDS
+        try:
+            httpx.get(f"{self.url}/healthz", timeout=HEALTH_CHECK_SECONDS)
+            self.last_answer = time.monotonic()
+        except httpx.HTTPError:
+            pass
+        return self.last_answer is not None and now - self.last_answer > UNRESPONSIVE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -157,10 +188,10 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
         child.start()
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
-    while not stopping and time.monotonic() < deadline:
+    ready = False
+    while not stopping and not ready and time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
+            ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             time.sleep(0.1)
     record_address(settings.data_dir, url)
@@ -168,7 +199,14 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
     pg = settings.pgwire
     pg_url = f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg.enabled else None
     print(banner(url, first, streams, settings.data_dir, pg_url), flush=True)
+    watch = HealthWatch(url, answered=ready)
     while not stopping:
+        http = children[0]
+        if watch.stuck() and http.process is not None and not stopping:
+            _LOG.error("http_unresponsive", f"http has not answered /healthz for "
+                       f"{UNRESPONSIVE_SECONDS:g} s; killing it, to restart it", child=http.name)
+            http.process.kill()
+            http.process.wait()
         for child in children:
             assert child.process is not None
             code = child.process.poll()
@@ -180,6 +218,8 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
                            child=child.name, code=code, restarts=child.restarts)
                 time.sleep(RESTART_DELAY_SECONDS)
                 child.start()
+                if child is http:
+                    watch.restarted()
         time.sleep(0.2)
     _LOG.info("stopping", "stopping: no new events; committing what was accepted")
     for child in children[2:]:

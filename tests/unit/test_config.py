@@ -81,3 +81,19 @@ def test_pgwire_limits_have_defaults_and_are_checked() -> None:
         parse_settings({"pgwire": {"max_connections": 0, "auth_timeout_seconds": -1}}, {}, None)
     assert {"[pgwire] max_connections must be positive",
             "[pgwire] auth_timeout_seconds must be positive"} <= set(caught.value.problems)
+
+
+HTTP_LIMITS = ("max_inflight_requests", "max_buffered_body_bytes", "max_connections", "max_request_bytes",
+               "max_header_bytes", "max_headers", "header_timeout_seconds", "body_timeout_seconds",
+               "linger_seconds", "linger_bytes")
+
+
+def test_http_limits_have_defaults_and_are_checked() -> None:
+    """The HTTP layer's limits default to bounded values and none can be turned off with 0."""
+    collector = parse_settings({}, {}, None).collector
+    assert (collector.max_connections, collector.max_header_bytes, collector.max_headers) == (1000, 65536, 100)
+    assert (collector.header_timeout_seconds, collector.body_timeout_seconds) == (10.0, 30.0)
+    env = {f"LAKEHOSE_COLLECTOR__{name.upper()}": "0" for name in HTTP_LIMITS}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({}, env, None)
+    assert {f"[collector] {name} must be positive" for name in HTTP_LIMITS} == set(caught.value.problems)

@@ -3,8 +3,9 @@
 A request is answered 200 only after every event it accepted is durable in the
 log; invalid events are named in the answer and the valid ones kept. Whole-
 request problems get a 4xx with a JSON reason; overload gets 429/503 with
-``Retry-After``. The number of requests being worked on at once is capped, so
-memory stays bounded whatever clients do.
+``Retry-After``. Memory stays bounded whatever clients do: bodies still
+arriving are capped in bytes (all together), and requests being worked on in
+number; a body that trickles holds bytes, not one of those request slots.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class Collector:
         self.adapter = Adapter(settings, self.registry, self.ingestor, self.refresh)
         self.keys: dict[str, Holder] = {}
         self.pressure = Pressure()
-        self.inflight = 0
+        self.inflight = 0  # requests decoded, validated or appended now
+        self.receiving = 0  # bytes of bodies still arriving
         self.log: Log | None = None
         self._fingerprint: tuple[int, float] | None = None
         self._topics_ready = False
@@ -152,25 +154,29 @@ class Collector:
 
     # requests -------------------------------------------------------------
     async def read_body(self, request: Request) -> bytes:
-        limit = self.settings.collector.max_body_bytes
+        """The whole body, counted against ``max_buffered_body_bytes`` while it arrives.
+
+        No request slot is held meanwhile, so clients that trickle their bodies cannot take
+        the slots from everyone else; the HTTP layer ends them after ``body_timeout_seconds``.
+        """
+        c = self.settings.collector
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise BodyError(413, "body_too_large", f"body is larger than {limit} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > c.max_body_bytes:
+            raise BodyError(413, "body_too_large", f"body is larger than {c.max_body_bytes} bytes")
         chunks: list[bytes] = []
         size = 0
-
-        async def receive_all() -> None:
-            nonlocal size
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise BodyError(413, "body_too_large", f"body is larger than {limit} bytes")
-                chunks.append(chunk)
-
         try:
-            await asyncio.wait_for(receive_all(), self.settings.collector.body_timeout_seconds)
-        except TimeoutError as exc:
-            raise BodyError(408, "body_timeout", "the body did not arrive in time") from exc
+            async for chunk in request.stream():
+                if size + len(chunk) > c.max_body_bytes:
+                    raise BodyError(413, "body_too_large", f"body is larger than {c.max_body_bytes} bytes")
+                if self.receiving + len(chunk) > c.max_buffered_body_bytes:
+                    raise BodyError(429, "too_many_requests", "bodies still arriving hold more than "
+                                    f"{c.max_buffered_body_bytes} bytes (collector.max_buffered_body_bytes)")
+                size += len(chunk)
+                self.receiving += len(chunk)
+                chunks.append(chunk)
+        finally:
+            self.receiving -= size
         metrics.REQUEST_BYTES.inc(size)
         return b"".join(chunks)
 
@@ -190,21 +196,28 @@ class Collector:
         if self.pressure.full_reason is not None:
             _LOG.warning("log_full", f"refusing events (503): {self.pressure.full_reason}")
             return error_response(503, "log_full", self.pressure.full_reason, c.retry_after_seconds)
-        if self.inflight >= c.max_inflight_requests:
-            return error_response(429, "too_many_requests",
-                                  f"more than {c.max_inflight_requests} requests in progress", 1)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _ACCEPTED_TYPES and not content_type.endswith("+json"):
             reason = (f"Content-Type {content_type!r} is not JSON; send application/json "
                       "or application/x-ndjson")
             await self._record_refusal(stream, "unsupported_media_type", reason, b"", key_name)
             return error_response(415, "unsupported_media_type", reason)
-        self.inflight += 1
         raw = b""
         try:
             raw = await self.read_body(request)
+        except BodyError as exc:
+            return await self._refuse(exc, stream, b"", key_name)
+        except ClientDisconnect:  # or the HTTP layer's body timeout, which answered 408 itself
+            return error_response(400, "client_disconnected", "the client went away mid-body")
+        if self.inflight >= c.max_inflight_requests:
+            return error_response(429, "too_many_requests", f"more than {c.max_inflight_requests} "
+                                  "requests in progress (collector.max_inflight_requests)", 1)
+        self.inflight += 1
+        try:
             started = time.perf_counter()
-            body = decompress(raw, request.headers.get("content-encoding", ""), c.max_body_bytes)
+            encoding = request.headers.get("content-encoding", "")
+            body = raw if encoding.strip().lower() in ("", "identity") \
+                else await asyncio.to_thread(decompress, raw, encoding, c.max_body_bytes)
             prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
                         else self.ingestor.prepare_mixed(body))
             if any(e.code == "unknown_stream" for e in prepared.errors) \
@@ -241,16 +254,19 @@ class Collector:
                 "errors": [e.as_json() for e in prepared.errors],
             })
         except BodyError as exc:
-            await self._record_refusal(stream, exc.code, exc.reason, raw, key_name)
-            return error_response(exc.status, exc.code, exc.reason)
+            return await self._refuse(exc, stream, raw, key_name)
         except RecursionError:  # the JSON decoder's depth guard
             reason = "the body's JSON is nested too deeply"
             await self._record_refusal(stream, "too_deeply_nested", reason, raw, key_name)
             return error_response(400, "too_deeply_nested", reason)
-        except ClientDisconnect:
-            return error_response(400, "client_disconnected", "the client went away mid-body")
         finally:
             self.inflight -= 1
+
+    async def _refuse(self, exc: BodyError, stream: str | None, raw: bytes, key_name: str) -> Response:
+        if exc.status == 429:  # overload, not the request's fault: nothing to record
+            return error_response(exc.status, exc.code, exc.reason, 1)
+        await self._record_refusal(stream, exc.code, exc.reason, raw, key_name)
+        return error_response(exc.status, exc.code, exc.reason)
 
     async def _record_refusal(self, stream: str | None, code: str, reason: str, body: bytes,
                               key_name: str) -> None:
