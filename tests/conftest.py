@@ -54,6 +54,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def write_private(path: Path, text: str) -> None:
+    """A file the test puts in a data folder, as private as lakehose's own (else lakehose warns)."""
+    path.touch(mode=0o600)
+    path.write_text(text)
+
+
 def lakehose(*args: str, data_dir: Path, env: dict[str, str] | None = None,
              check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``lakehose ARGS --data-dir DIR`` to completion."""
@@ -86,7 +92,7 @@ class Server:
         args = [sys.executable, "-m", "lakehose", *self.command, "--data-dir", str(self.data_dir)]
         if self.port is not None:
             args += ["--port", str(self.port)]
-        log = open(self.log_path, "ab")
+        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                         start_new_session=True)
         if wait_path is not None:
@@ -180,8 +186,8 @@ class Lakehose:
         self.services = services
         self.servers: list[Server] = []
         if config:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            (data_dir / "lakehose.toml").write_text(config)
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_private(data_dir / "lakehose.toml", config)
         self.key = lakehose("keys", "create", "test", data_dir=data_dir).stdout.strip()
         self.token = lakehose("tokens", "create", "test", "--admin", data_dir=data_dir).stdout.strip()
 
@@ -195,7 +201,7 @@ class Lakehose:
 
     def create_stream(self, name: str, schema: dict[str, Any] = LEVEL_SCHEMA, *extra: str) -> None:
         path = self.data_dir / f"{name}.schema.json"
-        path.write_text(json.dumps(schema))
+        write_private(path, json.dumps(schema))
         self.run("streams", "create", name, "--schema", str(path), *extra)
 
     def server(self, *command: str, env: dict[str, str] | None = None, port: bool = True) -> Server:
