@@ -104,8 +104,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     _hint_overrides(args)
     _pg_overrides(args)
     settings = _settings(args)
+    options = [o for name in ("data_dir", "config") if getattr(args, name)
+               for o in (f"--{name.replace('_', '-')}", getattr(args, name))]
     return run_up(settings, args.host or settings.collector.host,
-                  args.port or settings.collector.port, args.config)
+                  args.port or settings.collector.port, args.config, options)
 
 
 def cmd_query(args: argparse.Namespace) -> int:

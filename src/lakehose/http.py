@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from lakehose import logs
 from lakehose.auth import TokenGuard
+from lakehose.claim import HTTP_FD_ENV, PGWIRE_FD_ENV, inherited
 from lakehose.config import Settings
 from lakehose.metrics import exposition
 from lakehose.registry.store import Registry
@@ -89,7 +90,8 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
 
             host, port = settings.pgwire.host, settings.pgwire.port
             try:
-                server = await PgServer(engine, guard, settings.pgwire).start(host, port)
+                server = await PgServer(engine, guard, settings.pgwire).start(
+                    host, port, inherited(PGWIRE_FD_ENV))
             except OSError as exc:  # HTTP still serves; say what to change
                 logs.Logger("pgwire").error(
                     "pgwire_listen_failed", f"the PostgreSQL endpoint cannot listen on {host}:{port} "
@@ -129,7 +131,13 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int, *, collect: bool, query: bool) -> None:
-    """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``)."""
+    """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``).
+
+    Under ``lakehose up`` the socket is the one ``up`` already listens on (see ``lakehose.claim``).
+    """
     logs.capture_library_logs()
-    uvicorn.run(build_app(settings, collect=collect, query=query), host=host, port=port,
-                log_level="warning", log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(build_app(settings, collect=collect, query=query), host=host, port=port,
+                            log_level="warning", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=10)
+    sock = inherited(HTTP_FD_ENV)
+    uvicorn.Server(config).run(sockets=None if sock is None else [sock])
