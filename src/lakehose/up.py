@@ -146,8 +146,10 @@ def banner(hints: Hints, first: FirstStart, streams: list[Stream]) -> str:
     if first.admin_token:
         lines.append(f"  admin token 'default' (queries, manages; shown once, keep it): {first.admin_token}")
     if not streams:
-        lines.append(f"  no streams yet: {run} streams create level_complete --schema examples/"
-                     f"level_complete.schema.json{options}   (or: {run} send --demo{send_options})")
+        lines += ["  no streams yet: create one (from the repository's folder), or send demo events:",
+                  f"    {run} streams create level_complete --schema examples/level_complete.schema.json"
+                  f"{options}",
+                  f"    {run} send --demo{send_options}"]
     sql = f"SELECT count(*) FROM events.{stream}"
     lines += [
         "  send events:",
@@ -160,8 +162,8 @@ def banner(hints: Hints, first: FirstStart, streams: list[Stream]) -> str:
         f"  web UI: {url}/ui/  (log in with the admin token)",
     ]
     if hints.pg_url:
-        lines.append(f"  BI tools (PostgreSQL protocol; the password is a token): "
-                     f"PGPASSWORD={token} psql '{hints.pg_url}'")
+        lines += ["  BI tools (PostgreSQL protocol; the password is a token):",
+                  f"    PGPASSWORD={token} psql '{hints.pg_url}'"]
     elif hints.pg_note:
         lines.append(f"  no PostgreSQL endpoint: {hints.pg_note}")
     return "\n".join(lines)
