@@ -1,0 +1,50 @@
+"""The command line explains itself: every option has help, bare commands list their subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from lakehose.cli import build_parser
+
+
+def lakehose(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lakehose", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def parsers(parser: argparse.ArgumentParser, path: str = "lakehose") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from parsers(sub, f"{path} {name}")
+
+
+def test_every_option_and_argument_of_every_command_has_help() -> None:
+    missing = [f"{path} {action.option_strings or action.dest}"
+               for path, parser in parsers(build_parser()) for action in parser._actions
+               if not isinstance(action, argparse._SubParsersAction) and not (action.help or "").strip()]
+    assert missing == []
+    assert "lakehose streams create" in dict(parsers(build_parser()))  # the walk reached nested commands
+
+
+def test_version() -> None:
+    result = lakehose("--version")
+    assert result.returncode == 0
+    assert re.fullmatch(r"lakehose \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_bare_commands_print_their_command_list() -> None:
+    top = lakehose()
+    assert top.returncode == 0, top.stderr
+    assert "error" not in top.stderr
+    for command in ("up", "query", "streams", "keys", "tokens", "rejected", "send"):
+        assert re.search(rf"^    {command}\b", top.stdout, re.M), command
+    assert "``" not in top.stdout and ":mod:" not in top.stdout  # no RST markup
+    streams = lakehose("streams")
+    assert streams.returncode == 0
+    assert all(f"    {action}" in streams.stdout for action in ("create", "list", "update", "show"))
