@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from lakehose.config import Settings, load_settings
-from lakehose.errors import LakehoseError
+from lakehose.errors import LakehoseError, NotFound
 
 if TYPE_CHECKING:  # the commands import their modules when they run
     from lakehose.maintenance.compact import Compacted
@@ -40,6 +40,21 @@ def _common() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.data_dir, args.config)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _existing_settings(args: argparse.Namespace) -> Settings:
+    """Settings of a data folder that must hold lakehose's data already: a command that only reads
+    creates nothing, and says where it looked when there is nothing there."""
+    settings = load_settings(args.data_dir, args.config)
+    if settings.catalog_uri.startswith("sqlite:///"):  # the embedded catalog, in the data folder
+        catalog = Path(settings.catalog_uri.removeprefix("sqlite:///"))
+        if not catalog.exists():
+            chosen = ("--data-dir" if args.data_dir else "LAKEHOSE_DATA_DIR"
+                      if os.environ.get("LAKEHOSE_DATA_DIR") else "the default data folder")
+            raise NotFound(f"no lakehose data in {Path(settings.data_dir).resolve()} ({chosen}; "
+                           f"{catalog.name} is not there): give the folder lakehose up runs on with "
+                           "--data-dir DIR or LAKEHOSE_DATA_DIR")
     return settings
 
 
@@ -115,7 +130,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from lakehose.query.api import result_csv, result_json
     from lakehose.query.engine import QueryEngine
 
-    settings = _settings(args)
+    settings = _existing_settings(args)
     result = QueryEngine(settings).run(args.sql, row_limit=args.limit)
     if args.format == "csv":
         sys.stdout.write(result_csv(result.table).decode())
@@ -135,7 +150,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Exit 1 when the books do not balance, so a cron job can alert on it."""
     from lakehose.audit import Auditor, iso_hour, parse_since
 
-    settings = _settings(args)
+    settings = _existing_settings(args)
     since = parse_since(args.since)
     auditor = Auditor(settings)
     try:
@@ -229,7 +244,7 @@ def cmd_streams_update(args: argparse.Namespace) -> int:
 
 
 def cmd_streams_show(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _existing_settings(args)
     stream = _registry(settings).get_stream(args.name)
     d = settings.delivery
     hints = {"max_events": d.max_events, "max_bytes": d.max_bytes, "max_seconds": d.max_seconds,
@@ -242,14 +257,14 @@ def cmd_streams_show(args: argparse.Namespace) -> int:
 
 
 def cmd_streams_history(args: argparse.Namespace) -> int:
-    versions = _registry(_settings(args)).history(args.name)
+    versions = _registry(_existing_settings(args)).history(args.name)
     for v in versions:
         print(f"version {v.version}  {_when(v.created_at)}  {json.dumps(v.schema.document)}")
     return 0
 
 
 def cmd_streams_list(args: argparse.Namespace) -> int:
-    streams = _registry(_settings(args)).list_streams()
+    streams = _registry(_existing_settings(args)).list_streams()
     if args.json:
         print(json.dumps([{"name": s.name, "version": s.version, "schema": s.schema.document,
                            "hints": s.hints} for s in streams], indent=2))
@@ -275,7 +290,7 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 
 
 def _list_credentials(args: argparse.Namespace, family: Literal["key", "token"]) -> int:
-    rows = _registry(_settings(args)).credentials.list(family)
+    rows = _registry(_existing_settings(args)).credentials.list(family)
     _print_table(["NAME", "KIND", "PREFIX", "CREATED", "REVOKED"],
                  [(c.name, c.kind, c.prefix + "…", _when(c.created_at), _when(c.revoked_at)) for c in rows])
     return 0

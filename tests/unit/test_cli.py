@@ -1,19 +1,23 @@
-"""The command line explains itself: every option has help, bare commands list their subcommands."""
+"""The command line explains itself: every option has help, bare commands list their subcommands,
+and a command that only reads says where it looked instead of creating a data folder."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import subprocess
+import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from lakehose.cli import build_parser
 
 
-def lakehose(*args: str) -> subprocess.CompletedProcess[str]:
+def lakehose(*args: str, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lakehose", *args], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, cwd=cwd, env=env)
 
 
 def parsers(parser: argparse.ArgumentParser, path: str = "lakehose") -> Iterator[tuple[str, argparse.ArgumentParser]]:
@@ -48,3 +52,17 @@ def test_bare_commands_print_their_command_list() -> None:
     streams = lakehose("streams")
     assert streams.returncode == 0
     assert all(f"    {action}" in streams.stdout for action in ("create", "list", "update", "show"))
+
+
+def test_query_without_a_data_folder_says_where_it_looked_and_creates_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LAKEHOSE_DATA_DIR"}
+    result = lakehose("query", "SELECT count(*) FROM events.level_complete", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr == (f"lakehose: no lakehose data in {tmp_path / 'lakehose-data'} (the default data "
+                             "folder; catalog.db is not there): give the folder lakehose up runs on with "
+                             "--data-dir DIR or LAKEHOSE_DATA_DIR\n")
+    elsewhere = lakehose("streams", "list", cwd=tmp_path, env={**env, "LAKEHOSE_DATA_DIR": "nowhere"})
+    assert f"no lakehose data in {tmp_path / 'nowhere'} (LAKEHOSE_DATA_DIR;" in elsewhere.stderr
+    for command in (["keys", "list"], ["audit"], ["streams", "show", "x"]):
+        assert "(--data-dir;" in lakehose(*command, "--data-dir", "d", cwd=tmp_path, env=env).stderr
+    assert list(tmp_path.iterdir()) == []
