@@ -222,6 +222,19 @@ def cmd_streams_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_streams_delete(args: argparse.Namespace) -> int:
+    from lakehose.streams import delete_stream
+
+    settings = _existing_settings(args)
+    table = f"{settings.lake.namespace}.{args.name}"
+    if not args.yes:
+        raise ValueError(f"this deletes stream {args.name}, its table {table} and the events of its log "
+                         "for good (its rejected events stay); add --yes to do it")
+    delete_stream(settings, args.name)
+    print(f"deleted stream {args.name}, its table {table} and its log")
+    return 0
+
+
 def cmd_streams_update(args: argparse.Namespace) -> int:
     from lakehose.streams import update_stream
 
@@ -538,6 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"],
                         help="fields the schema lacks: reject the event, add them as columns, "
                              "or keep them as JSON in the _extra column")
+    delete = add(streams, "delete", cmd_streams_delete,
+                 "delete a stream, its table and its log (its rejected events stay)")
+    delete.add_argument("name", help="the stream")
+    delete.add_argument("--yes", action="store_true", help="really delete: without it, nothing is done")
     add(streams, "show", cmd_streams_show, "a stream's schema, version, table and hints").add_argument(
         "name", help="the stream")
     add(streams, "history", cmd_streams_history, "every schema version of a stream").add_argument(
