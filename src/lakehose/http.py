@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -140,4 +141,8 @@ def serve(settings: Settings, host: str, port: int, *, collect: bool, query: boo
                             log_level="warning", log_config=None, access_log=False,
                             timeout_graceful_shutdown=10)
     sock = inherited(HTTP_FD_ENV)
-    uvicorn.Server(config).run(sockets=None if sock is None else [sock])
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=None if sock is None else [sock])
+    if not server.started:  # could not listen, or the app failed to start: as uvicorn.run says it
+        raise SystemExit(STARTUP_FAILURE)
