@@ -22,6 +22,7 @@ stderr as JSON lines (``lakehose.logs``); only the banner is for people.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -219,11 +220,10 @@ def run_up(settings: Settings, host: str, port: int, config: str | None, options
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 60
     while not stopping and time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                 break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+        time.sleep(0.1)
     hints = Hints(url, program(), options,
                   (host, port) != (settings.collector.host, settings.collector.port), settings.data_dir,
                   f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg_socket else None, pg_note)
