@@ -42,7 +42,7 @@ def lock_data_dir(data_dir: str) -> int:
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise AlreadyRunning(f"lakehose is already running on {data_dir} (pid {holder}); "
+        raise AlreadyRunning(f"already running on {data_dir} (pid {holder}); "
                              "stop it first, or use another --data-dir") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

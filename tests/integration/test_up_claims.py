@@ -63,7 +63,7 @@ def test_a_second_up_on_the_same_data_folder_says_who_runs_it(lh: Lakehose) -> N
     assert first.process is not None
     second = lh.run("up", "--port", str(free_port()), check=False, timeout=60)
     assert second.returncode == 1
-    assert f"already running on {lh.data_dir} (pid {first.process.pid})" in second.stderr
+    assert f"lakehose: already running on {lh.data_dir} (pid {first.process.pid})" in second.stderr
     assert second.stdout == ""  # no banner
     assert first.process.poll() is None
 
