@@ -8,13 +8,16 @@ tests copy the banner's shell lines and run them with bash, unchanged.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import Lakehose, Server, free_port, lakehose
@@ -126,3 +129,17 @@ def test_after_a_restart_the_example_posts_to_a_stream_that_accepts_it(lh: Lakeh
     assert "/v1/streams/purchase/events" in send
     answer = json.loads(bash(send, lh.data_dir).stdout)
     assert answer["accepted"] == 1, answer
+
+
+def test_a_killed_http_process_comes_back_on_the_same_socket(lh: Lakehose) -> None:
+    """The supervisor holds the listening sockets: a restarted child serves them again, and a
+    request sent while it restarts waits in the backlog instead of being refused."""
+    server = lh.server("up").start()
+    pid = httpx.get(f"{server.url}/healthz").json()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    answer = httpx.get(f"{server.url}/readyz", timeout=60)  # sent at once: queued, then answered
+    assert answer.status_code in (200, 503)
+    assert httpx.get(f"{server.url}/healthz").json()["pid"] != pid
+    with socket.socket() as sock:  # still up's, not free for another program
+        with pytest.raises(OSError):
+            sock.bind(("127.0.0.1", server.port))
