@@ -129,8 +129,7 @@ def program() -> str:
 
 
 def banner(hints: Hints, first: FirstStart, streams: list[Stream]) -> str:
-    key = first.write_key or "<your write key>"
-    token = first.admin_token or "<your token>"
+    """The commands read the secrets from $KEY and $TOKEN, so they run as printed on every start."""
     url = hints.url
     run = hints.program
     options = "".join(f" {shlex.quote(o)}" for o in hints.options)
@@ -146,6 +145,12 @@ def banner(hints: Hints, first: FirstStart, streams: list[Stream]) -> str:
         lines.append(f"  write key 'default' (sends events; shown once, keep it): {first.write_key}")
     if first.admin_token:
         lines.append(f"  admin token 'default' (queries, manages; shown once, keep it): {first.admin_token}")
+    if first.write_key and first.admin_token:
+        lines += ["  in the shell you send and query from:",
+                  f"    export KEY={first.write_key} TOKEN={first.admin_token}"]
+    else:
+        lines.append("  the commands below read $KEY (a write key) and $TOKEN (an admin token); "
+                     "lakehose keys create / tokens create --admin make new ones")
     if not streams:
         lines += ["  no streams yet: create one (from the repository's folder), or send demo events:",
                   f"    {run} streams create level_complete --schema examples/level_complete.schema.json"
@@ -154,17 +159,17 @@ def banner(hints: Hints, first: FirstStart, streams: list[Stream]) -> str:
     sql = f"SELECT count(*) FROM events.{stream}"
     lines += [
         "  send events:",
-        f"    curl -H 'Authorization: Bearer {key}' {url}/v1/streams/{stream}/events \\",
+        f"    curl -H \"Authorization: Bearer $KEY\" {url}/v1/streams/{stream}/events \\",
         f"         -d {shlex.quote(body)}",
         "  query them:",
-        f"    curl -H 'Authorization: Bearer {token}' {url}/v1/query \\",
+        f"    curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/query \\",
         f"         -d {shlex.quote(json.dumps({'sql': sql}))}",
         f"    {run} query {shlex.quote(sql)}{options}",
         f"  web UI: {url}/ui/  (log in with the admin token)",
     ]
     if hints.pg_url:
         lines += ["  BI tools (PostgreSQL protocol; the password is a token):",
-                  f"    PGPASSWORD={token} psql '{hints.pg_url}'"]
+                  f"    PGPASSWORD=$TOKEN psql '{hints.pg_url}'"]
     elif hints.pg_note:
         lines.append(f"  no PostgreSQL endpoint: {hints.pg_note}")
     return "\n".join(lines)

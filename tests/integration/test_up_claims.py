@@ -55,8 +55,9 @@ def shell_commands(banner: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.startswith("    ")]
 
 
-def bash(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=120)
+def bash(command: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **(env or {})})
     assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -88,8 +89,8 @@ def test_a_taken_postgres_port_is_said_not_advertised(lh: Lakehose, held_port: i
     assert "psql" not in banner
     assert f"no PostgreSQL endpoint: port {held_port} is in use (use --pg-port)" in banner
     commands = shell_commands(banner)
-    key_hint = next(c for c in commands if "/events" in c)
-    assert "<your write key>" in key_hint  # the data folder had keys: none made, none shown
+    assert '"Authorization: Bearer $KEY"' in next(c for c in commands if "/events" in c)
+    assert "write key 'default'" not in banner  # the data folder had keys: none made, none shown
     time.sleep(2)  # the HTTP child keeps serving: it never tried the taken port
     assert server.process is not None and server.process.poll() is None
     assert "_exited" not in server.log_path.read_text()
@@ -103,7 +104,8 @@ def test_first_banner_runs_as_printed_with_non_default_options(tmp_path: Path) -
         banner = banner_of(server)
         assert f"on http://127.0.0.1:{server.port}" in banner
         commands = shell_commands(banner)
-        create, send, ask, cli_query, psql = (
+        export, create, send, ask, cli_query, psql = (
+            next(c for c in commands if c.startswith("export KEY=lh_")),
             next(c for c in commands if " streams create " in c),
             next(c for c in commands if "/events" in c),
             next(c for c in commands if "/v1/query" in c),
@@ -113,10 +115,11 @@ def test_first_banner_runs_as_printed_with_non_default_options(tmp_path: Path) -
             assert f"--data-dir '{data_dir}'" in command
         assert f"--url http://127.0.0.1:{server.port}" in banner  # send needs it: not the config's port
         bash(create, REPO)  # the examples/ path is the repository's
-        assert json.loads(bash(send, tmp_path).stdout)["accepted"] == 1
-        assert "rows" in json.loads(bash(ask, tmp_path).stdout)
+        assert json.loads(bash(f"{export}\n{send}", tmp_path).stdout)["accepted"] == 1
+        assert "rows" in json.loads(bash(f"{export}\n{ask}", tmp_path).stdout)
         bash(cli_query, tmp_path)  # elsewhere than up's folder: --data-dir carries it
-        assert bash(psql + " -c 'SELECT 1 AS one'", tmp_path).stdout.split()[:3] == ["one", "-----", "1"]
+        psql_out = bash(f"{export}\n{psql} -c 'SELECT 1 AS one'", tmp_path).stdout
+        assert psql_out.split()[:3] == ["one", "-----", "1"]
     finally:
         server.kill()
 
@@ -125,9 +128,9 @@ def test_after_a_restart_the_example_posts_to_a_stream_that_accepts_it(lh: Lakeh
     lh.create_stream("purchase", PURCHASE)  # the only stream: no level_complete
     server = lh.server("up").start()
     commands = shell_commands(banner_of(server))
-    send = next(c for c in commands if "/events" in c).replace("<your write key>", lh.key)
+    send = next(c for c in commands if "/events" in c)
     assert "/v1/streams/purchase/events" in send
-    answer = json.loads(bash(send, lh.data_dir).stdout)
+    answer = json.loads(bash(send, lh.data_dir, env={"KEY": lh.key}).stdout)
     assert answer["accepted"] == 1, answer
 
 
