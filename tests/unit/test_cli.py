@@ -66,3 +66,11 @@ def test_query_without_a_data_folder_says_where_it_looked_and_creates_nothing(tm
     for command in (["keys", "list"], ["audit"], ["streams", "show", "x"]):
         assert "(--data-dir;" in lakehose(*command, "--data-dir", "d", cwd=tmp_path, env=env).stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_table_is_named_with_the_lakes_tables(tmp_path: Path) -> None:
+    assert lakehose("keys", "create", "k", "--data-dir", str(tmp_path)).returncode == 0  # a catalog, no table
+    empty = lakehose("query", "SELECT count(*) FROM events.level_complete", "--data-dir", str(tmp_path))
+    assert empty.stderr == ("lakehose: no table level_complete: there are no tables yet "
+                            "(lakehose streams create makes one)\n")
+    assert "sqlite_temp_schema" not in empty.stderr
