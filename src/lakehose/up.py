@@ -49,6 +49,7 @@ from lakehose.registry.store import Registry, Stream
 
 _PR_SET_PDEATHSIG = 1
 RESTART_DELAY_SECONDS = 1.0
+READY_SECONDS = 60.0  # the banner waits this long for the HTTP process's /readyz
 _LOG = Logger("up")
 
 
@@ -115,6 +116,7 @@ class Hints:
     url: str
     program: str  # how to run lakehose here: the command up was started with
     options: list[str]  # --data-dir / --config exactly as up got them
+    ready: bool  # /readyz answered 200 before the banner
     send_url: bool  # up listens elsewhere than the config says: `send` needs --url
     data_dir: str
     pg_url: str | None = None  # listening
@@ -140,7 +142,9 @@ def banner(hints: Hints, first: FirstStart, streams: list[Stream]) -> str:
     else:
         stream = "level_complete"
         body = json.dumps([{"user_id": "u1", "level": 3, "score": 1200.5}])
-    lines = [f"lakehose is up on {url}  (data in {hints.data_dir})"]
+    lines = [f"lakehose is up on {url}  (data in {hints.data_dir})" if hints.ready else
+             f"lakehose is starting on {url}  (data in {hints.data_dir}), not ready after "
+             f"{READY_SECONDS:g} s: the log lines above say why"]
     if first.write_key:
         lines.append(f"  write key 'default' (sends events; shown once, keep it): {first.write_key}")
     if first.admin_token:
@@ -223,13 +227,13 @@ def run_up(settings: Settings, host: str, port: int, config: str | None, options
     for child in children:
         child.start()
     url = f"http://{host}:{port}"
-    deadline = time.monotonic() + 60
-    while not stopping and time.monotonic() < deadline:
+    deadline = time.monotonic() + READY_SECONDS
+    ready = False
+    while not stopping and not ready and time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        time.sleep(0.1)
-    hints = Hints(url, program(), options,
+            ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+        time.sleep(0 if ready else 0.1)
+    hints = Hints(url, program(), options, ready,
                   (host, port) != (settings.collector.host, settings.collector.port), settings.data_dir,
                   f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg_socket else None, pg_note)
     if not stopping:
