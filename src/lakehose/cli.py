@@ -14,11 +14,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from lakehose.config import Settings, load_settings
-from lakehose.errors import LakehoseError
+from lakehose.errors import LakehoseError, NotFound
 from lakehose.private import open_private
 
 if TYPE_CHECKING:  # the commands import their modules when they run
@@ -40,6 +41,21 @@ def _common() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.data_dir, args.config)
     open_private(settings.data_dir)
+    return settings
+
+
+def _existing_settings(args: argparse.Namespace) -> Settings:
+    """Settings of a data folder that must hold lakehose's data already: a command that only reads
+    creates nothing, and says where it looked when there is nothing there."""
+    settings = load_settings(args.data_dir, args.config)
+    if settings.catalog_uri.startswith("sqlite:///"):  # the embedded catalog, in the data folder
+        catalog = Path(settings.catalog_uri.removeprefix("sqlite:///"))
+        if not catalog.exists():
+            chosen = ("--data-dir" if args.data_dir else "LAKEHOSE_DATA_DIR"
+                      if os.environ.get("LAKEHOSE_DATA_DIR") else "the default data folder")
+            raise NotFound(f"no lakehose data in {Path(settings.data_dir).resolve()} ({chosen}; "
+                           f"{catalog.name} is not there): give the folder lakehose up runs on with "
+                           "--data-dir DIR or LAKEHOSE_DATA_DIR")
     return settings
 
 
@@ -105,15 +121,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     _hint_overrides(args)
     _pg_overrides(args)
     settings = _settings(args)
+    options = [o for name in ("data_dir", "config") if getattr(args, name)
+               for o in (f"--{name.replace('_', '-')}", getattr(args, name))]
     return run_up(settings, args.host or settings.collector.host,
-                  args.port or settings.collector.port, args.config)
+                  args.port or settings.collector.port, args.config, options)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from lakehose.query.api import result_csv, result_json
     from lakehose.query.engine import QueryEngine
 
-    settings = _settings(args)
+    settings = _existing_settings(args)
     result = QueryEngine(settings).run(args.sql, row_limit=args.limit)
     if args.format == "csv":
         sys.stdout.write(result_csv(result.table).decode())
@@ -133,7 +151,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Exit 1 when the books do not balance, so a cron job can alert on it."""
     from lakehose.audit import Auditor, iso_hour, parse_since
 
-    settings = _settings(args)
+    settings = _existing_settings(args)
     since = parse_since(args.since)
     auditor = Auditor(settings)
     try:
@@ -208,6 +226,19 @@ def cmd_streams_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_streams_delete(args: argparse.Namespace) -> int:
+    from lakehose.streams import delete_stream
+
+    settings = _existing_settings(args)
+    table = f"{settings.lake.namespace}.{args.name}"
+    if not args.yes:
+        raise ValueError(f"this deletes stream {args.name}, its table {table} and the events of its log "
+                         "for good (its rejected events stay); add --yes to do it")
+    delete_stream(settings, args.name)
+    print(f"deleted stream {args.name}, its table {table} and its log")
+    return 0
+
+
 def cmd_streams_update(args: argparse.Namespace) -> int:
     from lakehose.streams import update_stream
 
@@ -230,7 +261,7 @@ def cmd_streams_update(args: argparse.Namespace) -> int:
 
 
 def cmd_streams_show(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _existing_settings(args)
     stream = _registry(settings).get_stream(args.name)
     d = settings.delivery
     hints = {"max_events": d.max_events, "max_bytes": d.max_bytes, "max_seconds": d.max_seconds,
@@ -243,14 +274,14 @@ def cmd_streams_show(args: argparse.Namespace) -> int:
 
 
 def cmd_streams_history(args: argparse.Namespace) -> int:
-    versions = _registry(_settings(args)).history(args.name)
+    versions = _registry(_existing_settings(args)).history(args.name)
     for v in versions:
         print(f"version {v.version}  {_when(v.created_at)}  {json.dumps(v.schema.document)}")
     return 0
 
 
 def cmd_streams_list(args: argparse.Namespace) -> int:
-    streams = _registry(_settings(args)).list_streams()
+    streams = _registry(_existing_settings(args)).list_streams()
     if args.json:
         print(json.dumps([{"name": s.name, "version": s.version, "schema": s.schema.document,
                            "hints": s.hints} for s in streams], indent=2))
@@ -276,7 +307,7 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 
 
 def _list_credentials(args: argparse.Namespace, family: Literal["key", "token"]) -> int:
-    rows = _registry(_settings(args)).credentials.list(family)
+    rows = _registry(_existing_settings(args)).credentials.list(family)
     _print_table(["NAME", "KIND", "PREFIX", "CREATED", "REVOKED"],
                  [(c.name, c.kind, c.prefix + "…", _when(c.created_at), _when(c.revoked_at)) for c in rows])
     return 0
@@ -417,10 +448,26 @@ def cmd_rejected_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _group(parser: argparse.ArgumentParser,
+           dest: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Subcommands; given none, the parser prints its help (the command list), not a usage error."""
+    def show_help(_: argparse.Namespace) -> int:
+        parser.print_help()
+        return 0
+
+    parser.set_defaults(handler=show_help)
+    return parser.add_subparsers(dest=dest, metavar="COMMAND", title="commands")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
-    parser = argparse.ArgumentParser(prog="lakehose", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="lakehose", description="lakehose: a self-hosted event-data pipeline "
+        "(HTTP → durable log → Iceberg tables → SQL). Start with: lakehose up",
+        epilog="Every command takes --data-dir and --config; lakehose COMMAND --help says more.")
+    parser.add_argument("--version", action="version", version=f"lakehose {version('lakehose')}",
+                        help="print the version and exit")
+    commands = _group(parser, "command")
 
     def add(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
             handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
@@ -437,21 +484,22 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--pg-host", help="address of the PostgreSQL endpoint (default 127.0.0.1)")
         sub.add_argument("--pg-port", type=int, help="port of the PostgreSQL endpoint (default 5433)")
 
+    def listen(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--host", help="address to serve HTTP on (default: [collector] host, 127.0.0.1)")
+        sub.add_argument("--port", type=int, help="port to serve HTTP on (default: [collector] port, 8080)")
+
     up = add(commands, "up", cmd_up, "run everything on this machine: collector, delivery, query API")
-    up.add_argument("--host")
-    up.add_argument("--port", type=int)
+    listen(up)
     hints(up)
     pg(up)
 
     collector = add(commands, "collector", cmd_collector, "run the HTTP collector alone")
-    collector.add_argument("--host")
-    collector.add_argument("--port", type=int)
+    listen(collector)
     collector.add_argument("--with-query", action="store_true", help="also serve /v1/query")
     pg(collector)
 
     serve = add(commands, "serve", cmd_serve, "serve the query API alone")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    listen(serve)
     pg(serve)
 
     deliver = add(commands, "deliver", cmd_deliver, "run delivery alone: log → Iceberg tables")
@@ -463,9 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 in a container)")
 
     query = add(commands, "query", cmd_query, "run a read-only SQL query over the tables")
-    query.add_argument("sql")
-    query.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    query.add_argument("--limit", type=int)
+    query.add_argument("sql", help="one SELECT (or WITH, SHOW, DESCRIBE, EXPLAIN) statement")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                       help="how to print the rows (default: an aligned table)")
+    query.add_argument("--limit", type=int, help="return at most this many rows (default: [query] row_limit)")
 
     audit = add(commands, "audit", cmd_audit,
                 "per stream and hour: events accepted, landed, rejected and in flight; exit 1 on "
@@ -496,46 +545,51 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--rate", type=float, default=0,
                       help="events per second at most (default 0: as fast as the collector takes them)")
 
-    streams = commands.add_parser("streams", help="manage streams").add_subparsers(dest="action", required=True)
+    streams = _group(commands.add_parser("streams", help="manage streams"), "action")
     create = add(streams, "create", cmd_streams_create, "register a stream with its JSON schema")
-    create.add_argument("name")
+    create.add_argument("name", help="the stream's name, also its table's (events.NAME)")
     create.add_argument("--schema", required=True, help="JSON Schema file")
-    create.add_argument("--max-events", type=int)
-    create.add_argument("--max-bytes", type=int)
-    create.add_argument("--max-seconds", type=float)
+    hints(create)
     create.add_argument("--retention-days", type=float,
                         help="drop the table's day partitions older than this (default: keep all)")
     create.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"], default="reject",
                         help="fields the schema lacks: reject the event, add them as columns, "
                              "or keep them as JSON in the _extra column")
-    add(streams, "list", cmd_streams_list, "list streams").add_argument("--json", action="store_true")
+    add(streams, "list", cmd_streams_list, "list streams").add_argument(
+        "--json", action="store_true", help="print the streams with their schemas as JSON")
     update = add(streams, "update", cmd_streams_update,
                  "change a stream's schema (compatible changes only) or its hints "
                  "(buffering, retention)")
-    update.add_argument("name")
+    update.add_argument("name", help="the stream")
     update.add_argument("--schema", help="JSON Schema file of the new version")
-    update.add_argument("--max-events", type=int)
-    update.add_argument("--max-bytes", type=int)
-    update.add_argument("--max-seconds", type=float)
+    hints(update)
     update.add_argument("--retention-days", type=float,
                         help="drop the table's day partitions older than this")
-    update.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"])
-    add(streams, "show", cmd_streams_show, "a stream's schema, version, table and hints").add_argument("name")
-    add(streams, "history", cmd_streams_history, "every schema version of a stream").add_argument("name")
+    update.add_argument("--unknown-fields", choices=["reject", "evolve", "keep"],
+                        help="fields the schema lacks: reject the event, add them as columns, "
+                             "or keep them as JSON in the _extra column")
+    delete = add(streams, "delete", cmd_streams_delete,
+                 "delete a stream, its table and its log (its rejected events stay)")
+    delete.add_argument("name", help="the stream")
+    delete.add_argument("--yes", action="store_true", help="really delete: without it, nothing is done")
+    add(streams, "show", cmd_streams_show, "a stream's schema, version, table and hints").add_argument(
+        "name", help="the stream")
+    add(streams, "history", cmd_streams_history, "every schema version of a stream").add_argument(
+        "name", help="the stream")
 
-    keys = commands.add_parser("keys", help="manage write keys").add_subparsers(dest="action", required=True)
+    keys = _group(commands.add_parser("keys", help="manage write keys"), "action")
     create_key = add(keys, "create", cmd_keys_create, "create a write key; prints it once")
-    create_key.add_argument("name")
+    create_key.add_argument("name", help="a name to list and revoke the key by")
     create_key.add_argument("--auto-create", action="store_true",
                             help="events of unknown streams sent with this key create them")
     add(keys, "list", lambda a: _list_credentials(a, "key"), "list write keys")
-    add(keys, "revoke", lambda a: _revoke_credential(a, "key"), "revoke a write key").add_argument("name")
+    add(keys, "revoke", lambda a: _revoke_credential(a, "key"), "revoke a write key").add_argument(
+        "name", help="the key's name")
 
-    rejected = commands.add_parser("rejected", help="rejected events").add_subparsers(
-        dest="action", required=True)
+    rejected = _group(commands.add_parser("rejected", help="rejected events"), "action")
     replay = add(rejected, "replay", cmd_rejected_replay,
                  "validate a stream's rejected events again; land those that now pass, once")
-    replay.add_argument("--stream", required=True)
+    replay.add_argument("--stream", required=True, help="the stream whose rejected events to replay")
     replay.add_argument("--since", help="only rows received at or after this ISO 8601 time")
     replay.add_argument("--reason", help="only rows rejected for this reason code")
 
@@ -579,13 +633,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(lakehose up runs this)")
     maintain.add_argument("--once", action="store_true", help="run every job once now, then exit")
 
-    tokens = commands.add_parser("tokens", help="manage read and admin tokens").add_subparsers(
-        dest="action", required=True)
+    tokens = _group(commands.add_parser("tokens", help="manage read and admin tokens"), "action")
     create_token = add(tokens, "create", cmd_tokens_create, "create a read token (or --admin); prints it once")
-    create_token.add_argument("name")
+    create_token.add_argument("name", help="a name to list and revoke the token by")
     create_token.add_argument("--admin", action="store_true", help="may also manage streams and keys")
     add(tokens, "list", lambda a: _list_credentials(a, "token"), "list tokens")
-    add(tokens, "revoke", lambda a: _revoke_credential(a, "token"), "revoke a token").add_argument("name")
+    add(tokens, "revoke", lambda a: _revoke_credential(a, "token"), "revoke a token").add_argument(
+        "name", help="the token's name")
     return parser
 
 

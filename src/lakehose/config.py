@@ -8,6 +8,7 @@ embedded and at scale; their defaults live inside the data folder.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -230,6 +231,68 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]
     return tree, problems
 
 
+_KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _did_you_mean(guesses: list[str]) -> str:
+    return f"; did you mean {' or '.join(guesses)}?" if guesses else ""
+
+
+def _section_types() -> dict[str, type[_Section]]:
+    return {f.name: f.type for f in msgspec.structs.fields(Settings) if isinstance(f.type, type)
+            and issubclass(f.type, _Section)}
+
+
+def _problems(tree: Mapping[str, Any], from_env: Mapping[tuple[str, str], str]) -> list[str]:
+    """Every unknown name and badly typed value in ``tree``, each in one line that says how to fix it.
+
+    msgspec stops at a section's first problem and speaks of "Object contains unknown
+    field"; this walks every key so one run of ``lakehose`` lists everything to fix,
+    with the closest names: in the same section first, then the same key elsewhere.
+    """
+    sections = _section_types()
+    fields_of = {section: {f.name: f.type for f in msgspec.structs.fields(kind)}
+                 for section, kind in sections.items()}
+
+    def elsewhere(key: str, besides: str = "") -> list[str]:
+        return [f"[{section}] {key}" for section, fields in fields_of.items()
+                if key in fields and section != besides]
+
+    problems: list[str] = []
+    for section, values in tree.items():
+        if section == "data_dir":
+            continue
+        if section not in sections:
+            env_names = [name for (s, _), name in from_env.items() if s == section]
+            if env_names:
+                problems.append(f"{', '.join(env_names)}: unknown section {section!r}"
+                                + _did_you_mean(difflib.get_close_matches(section, sections, 1)))
+            elif isinstance(values, Mapping):
+                problems.append(f"unknown section [{section}]" + _did_you_mean(
+                    [f"[{s}]" for s in difflib.get_close_matches(section, sections, 1)]))
+            else:
+                problems.append(f"unknown setting {section!r} outside any section"
+                                + _did_you_mean(elsewhere(section)))
+            continue
+        if not isinstance(values, Mapping):
+            problems.append(f"[{section}] must be a section of settings, not {values!r}")
+            continue
+        fields = fields_of[section]
+        for key, value in values.items():
+            where = f"[{section}] {key}"
+            if (section, key) in from_env:
+                where = f"{from_env[section, key]} ({where})"
+            if key not in fields:
+                guesses = difflib.get_close_matches(key, fields, 1) + elsewhere(key, section)
+                problems.append(f"{where}: no such key" + _did_you_mean(guesses))
+                continue
+            try:
+                msgspec.convert(value, fields[key], strict=False)
+            except msgspec.ValidationError:
+                problems.append(f"{where} = {value!r}: expected {_KINDS.get(fields[key], fields[key])}")
+    return problems
+
+
 def parse_settings(
     file_tree: Mapping[str, Any], environ: Mapping[str, str], data_dir: str | None
 ) -> Settings:
@@ -238,20 +301,13 @@ def parse_settings(
     _merge(tree, file_tree)
     env_tree, problems = env_overrides(environ)
     _merge(tree, env_tree)
+    from_env = {(section, key): f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+                for section, values in env_tree.items() for key in values}
     if data_dir is not None:
         tree["data_dir"] = data_dir
     elif "LAKEHOSE_DATA_DIR" in environ:
         tree["data_dir"] = environ["LAKEHOSE_DATA_DIR"]
-    for section, values in tree.items():
-        field_type = {f.name: f.type for f in msgspec.structs.fields(Settings)}.get(section)
-        if field_type is None:
-            problems.append(f"unknown section or key: {section}")
-            continue
-        if isinstance(values, Mapping) and isinstance(field_type, type):
-            try:
-                msgspec.convert(dict(values), field_type, strict=False)
-            except msgspec.ValidationError as exc:
-                problems.append(f"[{section}] {exc}")
+    problems += _problems(tree, from_env)
     if problems:
         raise ConfigError(problems)
     settings = msgspec.convert(tree, Settings, strict=False)
@@ -293,4 +349,7 @@ def load_settings(data_dir: str | None = None, config_file: str | None = None) -
             raise ConfigError([f"{candidate}: {exc}"]) from exc
     elif path:
         raise ConfigError([f"config file not found: {candidate}"])
-    return parse_settings(file_tree, environ, data_dir)
+    try:
+        return parse_settings(file_tree, environ, data_dir)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, str(candidate) if file_tree else None) from None

@@ -15,8 +15,9 @@ class LakehoseError(Exception):
 class ConfigError(LakehoseError):
     """The configuration is invalid; carries every problem found at once."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        where = f" ({source} and the environment)" if source else ""
+        super().__init__(f"invalid configuration{where}:\n  " + "\n  ".join(problems))
         self.problems = problems
 
 

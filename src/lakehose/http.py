@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from lakehose import logs, openapi
 from lakehose.auth import TokenGuard
+from lakehose.claim import HTTP_FD_ENV, PGWIRE_FD_ENV, inherited
 from lakehose.config import Settings
 from lakehose.http_limits import protocol_with
 from lakehose.metrics import exposition
@@ -90,7 +92,8 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
 
             host, port = settings.pgwire.host, settings.pgwire.port
             try:
-                server = await PgServer(engine, guard, settings.pgwire).start(host, port)
+                server = await PgServer(engine, guard, settings.pgwire).start(
+                    host, port, inherited(PGWIRE_FD_ENV))
             except OSError as exc:  # HTTP still serves; say what to change
                 logs.Logger("pgwire").error(
                     "pgwire_listen_failed", f"the PostgreSQL endpoint cannot listen on {host}:{port} "
@@ -145,9 +148,15 @@ def serve(settings: Settings, host: str, port: int, *, collect: bool, query: boo
     """Run the app; uvicorn's own warnings and errors become JSON lines (``log_config=None``).
 
     The HTTP layer's limits (connections, header size and time, body time) apply to every
-    route, before authentication: see ``lakehose.http_limits``.
+    route, before authentication: see ``lakehose.http_limits``. Under ``lakehose up`` the socket is the one ``up`` already listens on (see ``lakehose.claim``).
     """
     logs.capture_library_logs()
-    uvicorn.run(build_app(settings, collect=collect, query=query), host=host, port=port,
-                http=protocol_with(settings.collector), log_level="warning", log_config=None,
-                access_log=False, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(build_app(settings, collect=collect, query=query), host=host, port=port,
+                            http=protocol_with(settings.collector), log_level="warning", log_config=None,
+                            access_log=False, timeout_graceful_shutdown=10)
+    sock = inherited(HTTP_FD_ENV)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=None if sock is None else [sock])
+    if not server.started:  # could not listen, or the app failed to start: as uvicorn.run says it
+        raise SystemExit(STARTUP_FAILURE)

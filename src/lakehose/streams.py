@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pyiceberg.exceptions import NoSuchTableError
+
 from lakehose.config import Settings
-from lakehose.errors import IncompatibleSchema, LimitReached, SchemaError
-from lakehose.lake.catalog import ensure_table, evolve_table, open_catalog
+from lakehose.errors import IncompatibleSchema, LimitReached, NotFound, SchemaError
+from lakehose.lake.catalog import ensure_table, evolve_table, open_catalog, table_identifier
 from lakehose.lake.rejected import ensure_rejected_table
 from lakehose.log import REJECTED_TOPIC, open_log
 from lakehose.registry.compat import incompatibilities
@@ -58,6 +60,30 @@ def create_stream(settings: Settings, name: str, document: Any,
     ensure_table(catalog, settings, stream)
     ensure_rejected_table(catalog, settings)
     return stream
+
+
+def delete_stream(settings: Settings, name: str) -> None:
+    """Drop the stream: registry row first (collectors then refuse its events), its table, its log.
+
+    A delete that stops half-way is finished by running it again. Its rows in
+    ``events._rejected`` stay: they are evidence of what was sent.
+    """
+    registered = table = True
+    try:
+        Registry(settings.catalog_uri).delete_stream(name)
+    except NotFound:  # gone already, or an earlier delete stopped half-way: finish it
+        registered = False
+    try:
+        open_catalog(settings).purge_table(table_identifier(settings, name))
+    except NoSuchTableError:
+        table = False
+    log = open_log(settings.log_uri, options=settings.log)
+    try:
+        log.drop_stream(name)
+    finally:
+        log.close()
+    if not registered and not table:
+        raise NotFound(f"no stream named {name!r}")
 
 
 def update_stream(settings: Settings, name: str, document: Any) -> tuple[Stream, Stream]:

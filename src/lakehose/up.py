@@ -10,6 +10,11 @@ acknowledged, then exits. Children get SIGKILL if this process is killed, so a
 (unless ``[maintenance] enabled = false``), compacts and expires the tables on
 a schedule; it is stopped first, as it holds nothing that must be committed.
 
+Before it prints anything or creates credentials, ``up`` locks the data folder
+and listens on its ports (``lakehose.claim``), so a second instance fails at
+once with the reason; the banner advertises only endpoints that listen, and its
+commands carry the options ``up`` got, so they run as printed.
+
 The children share one Prometheus multiprocess folder (``<data-dir>/metrics``,
 emptied at every start; see ``lakehose.metrics``), so the HTTP process's
 ``/metrics`` also shows delivery's. What the supervisor has to say goes to
@@ -18,8 +23,11 @@ stderr as JSON lines (``lakehose.logs``); only the banner is for people.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -32,16 +40,19 @@ import httpx
 from prometheus_client.multiprocess import mark_process_dead
 
 from lakehose.address import record as record_address
+from lakehose.claim import HTTP_FD_ENV, PGWIRE_FD_ENV, PortInUse, listen, lock_data_dir
 from lakehose.config import Settings
 from lakehose.lake.catalog import ensure_table, open_catalog
 from lakehose.lake.rejected import ensure_rejected_table
 from lakehose.logs import Logger
 from lakehose.metrics import MULTIPROCESS_ENV
 from lakehose.private import CHECKED_ENV
-from lakehose.registry.store import Registry
+from lakehose.registry.example import example_event
+from lakehose.registry.store import Registry, Stream
 
 _PR_SET_PDEATHSIG = 1
 RESTART_DELAY_SECONDS = 1.0
+READY_SECONDS = 60.0  # the banner waits this long for the HTTP process's /readyz
 HEALTH_CHECK_SECONDS = 1.0  # how often /healthz is asked, and how long an answer may take
 UNRESPONSIVE_SECONDS = 10.0  # silent this long after answering once: killed and restarted
 _LOG = Logger("up")
@@ -60,11 +71,14 @@ def _child_setup() -> None:
 class Child:
     name: str
     args: list[str]
+    env: dict[str, str] | None = None  # None: this process's environment
+    pass_fds: tuple[int, ...] = ()  # the listening sockets it serves (see lakehose.claim)
     process: subprocess.Popen[bytes] | None = None
     restarts: int = field(default=0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args, preexec_fn=_child_setup)
+        self.process = subprocess.Popen(self.args, preexec_fn=_child_setup, env=self.env,
+                                        pass_fds=self.pass_fds)
 
     def stop(self, timeout: float) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -128,30 +142,73 @@ def prepare(settings: Settings) -> FirstStart:
     return FirstStart(key, token)
 
 
-def banner(url: str, first: FirstStart, streams: list[str], data_dir: str, pg_url: str | None = None) -> str:
-    key = first.write_key or "<your write key>"
-    token = first.admin_token or "<your token>"
-    stream = streams[0] if streams else "level_complete"
-    lines = [f"lakehose is up on {url}  (data in {data_dir})"]
+@dataclass(frozen=True)
+class Hints:
+    """What the banner's commands need to run as printed: where ``up`` listens, how it was started."""
+
+    url: str
+    program: str  # how to run lakehose here: the command up was started with
+    options: list[str]  # --data-dir / --config exactly as up got them
+    ready: bool  # /readyz answered 200 before the banner
+    send_url: bool  # up listens elsewhere than the config says: `send` needs --url
+    data_dir: str
+    pg_url: str | None = None  # listening
+    pg_note: str | None = None  # why the PostgreSQL endpoint is not listening
+
+
+def program() -> str:
+    """``.venv/bin/lakehose`` as typed, else this interpreter with ``-m lakehose``."""
+    if Path(sys.argv[0]).name == "lakehose":
+        return shlex.quote(sys.argv[0])
+    return f"{shlex.quote(sys.executable)} -m lakehose"
+
+
+def banner(hints: Hints, first: FirstStart, streams: list[Stream]) -> str:
+    """The commands read the secrets from $KEY and $TOKEN, so they run as printed on every start."""
+    url = hints.url
+    run = hints.program
+    options = "".join(f" {shlex.quote(o)}" for o in hints.options)
+    send_options = options + (f" --url {url}" if hints.send_url else "")
+    if streams:
+        stream = streams[0].name
+        body = json.dumps([example_event(streams[0].schema.document)])
+    else:
+        stream = "level_complete"
+        body = json.dumps([{"user_id": "u1", "level": 3, "score": 1200.5}])
+    lines = [f"lakehose is up on {url}  (data in {hints.data_dir})" if hints.ready else
+             f"lakehose is starting on {url}  (data in {hints.data_dir}), not ready after "
+             f"{READY_SECONDS:g} s: the log lines above say why"]
     if first.write_key:
         lines.append(f"  write key 'default' (sends events; shown once, keep it): {first.write_key}")
     if first.admin_token:
         lines.append(f"  admin token 'default' (queries, manages; shown once, keep it): {first.admin_token}")
+    if first.write_key and first.admin_token:
+        lines += ["  in the shell you send and query from:",
+                  f"    export KEY={first.write_key} TOKEN={first.admin_token}"]
+    else:
+        lines.append("  the commands below read $KEY (a write key) and $TOKEN (an admin token); "
+                     "lakehose keys create / tokens create --admin make new ones")
     if not streams:
-        lines.append("  no streams yet: lakehose streams create level_complete --schema examples/"
-                     "level_complete.schema.json   (or: lakehose send --demo)")
+        lines += ["  no streams yet: create one (from the repository's folder), or send demo events:",
+                  f"    {run} streams create level_complete --schema examples/level_complete.schema.json"
+                  f"{options}",
+                  f"    {run} send --demo{send_options}"]
+    sql = f"SELECT count(*) FROM events.{stream}"
     lines += [
         "  send events:",
-        f"    curl -H 'Authorization: Bearer {key}' {url}/v1/streams/{stream}/events \\",
-        "         -d '[{\"user_id\": \"u1\", \"level\": 3, \"score\": 1200.5}]'",
+        f"    curl -H \"Authorization: Bearer $KEY\" {url}/v1/streams/{stream}/events \\",
+        f"         -d {shlex.quote(body)}",
         "  query them:",
-        f"    curl -H 'Authorization: Bearer {token}' {url}/v1/query \\",
-        f"         -d '{{\"sql\": \"SELECT count(*) FROM events.{stream}\"}}'",
-        f"    lakehose query \"SELECT count(*) FROM events.{stream}\" --data-dir {data_dir}",
+        f"    curl -H \"Authorization: Bearer $TOKEN\" {url}/v1/query \\",
+        f"         -d {shlex.quote(json.dumps({'sql': sql}))}",
+        f"    {run} query {shlex.quote(sql)}{options}",
         f"  web UI: {url}/ui/  (log in with the admin token)",
     ]
-    if pg_url:
-        lines.append(f"  BI tools (PostgreSQL protocol; the password is a token): PGPASSWORD={token} psql '{pg_url}'")
+    if hints.pg_url:
+        lines += ["  BI tools (PostgreSQL protocol; the password is a token):",
+                  f"    PGPASSWORD=$TOKEN psql '{hints.pg_url}'"]
+    elif hints.pg_note:
+        lines.append(f"  no PostgreSQL endpoint: {hints.pg_note}")
     return "\n".join(lines)
 
 
@@ -163,15 +220,32 @@ def metrics_folder(settings: Settings) -> Path:
     return folder
 
 
-def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
+def run_up(settings: Settings, host: str, port: int, config: str | None, options: list[str]) -> int:
+    """Claim the data folder and the ports first: a second ``up`` fails before it prints or creates anything."""
+    lock_data_dir(settings.data_dir)  # held until this process ends
+    http_socket = listen(host, port, "--port")
+    pg = settings.pgwire
+    pg_socket, pg_note = None, None
+    if pg.enabled:
+        try:
+            pg_socket = listen(pg.host, pg.port, "--pg-port")
+        except PortInUse as exc:  # HTTP still serves; the banner says why psql does not
+            pg_note = f"{exc}, or [pgwire] enabled = false"
+            _LOG.warning("pgwire_not_listening", pg_note)
     first = prepare(settings)
     folder = metrics_folder(settings)
     os.environ[MULTIPROCESS_ENV] = str(folder)  # read by the children as they start
     os.environ[CHECKED_ENV] = "1"  # the data folder's modes were checked (and warned about) here
     common = ["--data-dir", settings.data_dir] + (["--config", config] if config else [])
+    http_env = {**os.environ, HTTP_FD_ENV: str(http_socket.fileno())}
+    if pg_socket is not None:
+        http_env[PGWIRE_FD_ENV] = str(pg_socket.fileno())
+    else:
+        http_env["LAKEHOSE_PGWIRE__ENABLED"] = "false"
     children = [
         Child("http", [sys.executable, "-m", "lakehose", "collector", *common, "--host", host,
-                       "--port", str(port), "--with-query"]),
+                       "--port", str(port), "--with-query"], http_env,
+              tuple(s.fileno() for s in (http_socket, pg_socket) if s is not None)),
         Child("delivery", [sys.executable, "-m", "lakehose", "deliver", *common]),
     ]
     if settings.maintenance.enabled:
@@ -187,18 +261,18 @@ def run_up(settings: Settings, host: str, port: int, config: str | None) -> int:
     for child in children:
         child.start()
     url = f"http://{host}:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_SECONDS
     ready = False
     while not stopping and not ready and time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            time.sleep(0.1)
+        time.sleep(0 if ready else 0.1)
     record_address(settings.data_dir, url)
-    streams = [s.name for s in Registry(settings.catalog_uri).list_streams()]
-    pg = settings.pgwire
-    pg_url = f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg.enabled else None
-    print(banner(url, first, streams, settings.data_dir, pg_url), flush=True)
+    hints = Hints(url, program(), options, ready,
+                  (host, port) != (settings.collector.host, settings.collector.port), settings.data_dir,
+                  f"postgresql://bi@{pg.host}:{pg.port}/lakehose" if pg_socket else None, pg_note)
+    if not stopping:
+        print(banner(hints, first, Registry(settings.catalog_uri).list_streams()), flush=True)
     watch = HealthWatch(url, answered=ready)
     while not stopping:
         http = children[0]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lakehose.config import parse_settings
+from pathlib import Path
+
+from lakehose.config import load_settings, parse_settings
 from lakehose.errors import ConfigError
 
 
@@ -97,3 +99,27 @@ def test_http_limits_have_defaults_and_are_checked() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings({}, env, None)
     assert {f"[collector] {name} must be positive" for name in HTTP_LIMITS} == set(caught.value.problems)
+
+
+def test_a_file_with_several_problems_reports_them_all_in_lakehose_words(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lakehose.toml").write_text(
+        'port = 9000\n[colector]\nhost = "0.0.0.0"\n[delivery]\nmax_secs = 1\nmax_events = "many"\n'
+        "[query]\nrow_limt = 3\nmax_seconds = 4\n")
+    monkeypatch.setenv("LAKEHOSE_QUERY__TIMEOUT", "1")
+    monkeypatch.setenv("LAKEHOSE_COLLECTOR__PORT", "eighty")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(tmp_path))
+    assert caught.value.problems == [
+        "unknown setting 'port' outside any section; did you mean [collector] port or [pgwire] port?",
+        "unknown section [colector]; did you mean [collector]?",
+        "[delivery] max_secs: no such key; did you mean max_seconds?",
+        "[delivery] max_events = 'many': expected a whole number",
+        "[query] row_limt: no such key; did you mean row_limit?",
+        "[query] max_seconds: no such key; did you mean timeout_seconds or [delivery] max_seconds?",
+        "LAKEHOSE_QUERY__TIMEOUT ([query] timeout): no such key; did you mean timeout_seconds?",
+        "LAKEHOSE_COLLECTOR__PORT ([collector] port) = 'eighty': expected a whole number",
+    ]
+    text = str(caught.value)
+    assert str(tmp_path / "lakehose.toml") in text.splitlines()[0]
+    assert "Object contains" not in text and "Expected `" not in text

@@ -80,3 +80,19 @@ def test_two_writers_claim_different_partitions(tmp_path: Path) -> None:
     assert third.partition == 0  # type: ignore[attr-defined]
     second.close()
     third.close()
+
+
+def test_a_dropped_stream_starts_anew_under_a_running_writer(tmp_path: Path) -> None:
+    """`streams delete` removes the folder while a collector holds its segment open: the writer's
+    next append must go to a new folder readers see, not to the unlinked file."""
+    async def run() -> None:
+        writer = open_log(f"wal://{tmp_path}", writer=True)
+        await writer.append([("s", b"old\n", 1), ("t", b"other\n", 1)])
+        open_log(f"wal://{tmp_path}").drop_stream("s")
+        assert not (tmp_path / "s").exists() and (tmp_path / "t").exists()
+        await writer.append([("s", b"new\n", 1)])
+        writer.close()
+
+    asyncio.run(run())
+    records = open_log(f"wal://{tmp_path}").read("s", 0, 0, 1 << 30)
+    assert [(r.offset, r.payload) for r in records] == [(0, b"new\n")]

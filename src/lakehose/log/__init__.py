@@ -81,6 +81,10 @@ class Log(ABC):
                 yield from records
                 offset = records[-1].next_offset
 
+    @abstractmethod
+    def drop_stream(self, stream: str) -> None:
+        """Delete every record of ``stream`` for good (its topic, its folder); no-op if it has none."""
+
     def ensure_topics(self, streams: Iterable[str]) -> None:
         """Make sure the streams can be appended to (Kafka creates their topics; files need nothing)."""
 

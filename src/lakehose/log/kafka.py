@@ -91,6 +91,17 @@ class KafkaLog(Log):
                         raise LogUnavailable(f"could not create Kafka topic {topic}: {exc}") from exc
         self._known_topics |= wanted
 
+    def drop_stream(self, stream: str) -> None:
+        topic = self.topic(stream)
+        admin = AdminClient({"bootstrap.servers": self.brokers})
+        for future in admin.delete_topics([topic], operation_timeout=self.timeout_seconds).values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise LogUnavailable(f"could not delete Kafka topic {topic}: {exc}") from exc
+        self._known_topics.discard(topic)
+
     # writing --------------------------------------------------------------
     def _start_producer(self) -> Producer:
         self._producer = Producer({

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import shutil
 import struct
 import threading
 import time
@@ -248,6 +249,12 @@ class WriteAheadLog(Log):
 
     def _appender(self, stream: str) -> _Appender:
         appender = self._appenders.get(stream)
+        if appender is not None and os.fstat(appender.fd).st_nlink == 0:
+            # `streams delete` removed the stream's folder under this writer: start a new one
+            # (the syncer closes the old fd), or records would go to a file no reader sees.
+            assert self._syncer is not None
+            self._syncer.retire(self._appenders.pop(stream).fd)
+            appender = None
         if appender is None:
             if self._partition is None:
                 raise RuntimeError("this log was opened for reading only")
@@ -326,6 +333,11 @@ class WriteAheadLog(Log):
             for base, next_base in zip(bases, bases[1:]):
                 if next_base <= offset:
                     segments.path(base).unlink(missing_ok=True)
+
+    def drop_stream(self, stream: str) -> None:
+        """Remove the stream's folder; a writer process notices at its next append (``_appender``)."""
+        shutil.rmtree(self.root / stream, ignore_errors=True)
+        _fsync_dir(self.root)
 
     def size_bytes(self) -> int:
         total = 0

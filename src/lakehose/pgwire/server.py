@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import re
 import secrets
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -697,8 +698,10 @@ class PgServer:
         self.pool = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="pgwire")
         catalog.install(engine.con, engine.namespace)
 
-    async def start(self, host: str, port: int) -> asyncio.Server:
-        server = await asyncio.start_server(self.handle, host, port)
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> asyncio.Server:
+        """Listen on host:port, or on ``sock`` when ``lakehose up`` already listens for us."""
+        server = await (asyncio.start_server(self.handle, host, port) if sock is None
+                        else asyncio.start_server(self.handle, sock=sock))
         self.watcher = asyncio.create_task(self._end_revoked_sessions(server))
         return server
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -71,6 +72,7 @@ from lakehose.registry.store import make_engine
 
 SPILL_FOLDER = "query-spill"
 _EXTENSIONS = ("avro", "iceberg")
+_UNKNOWN_TABLE = re.compile(r"Catalog Error: Table with name (\S+) does not exist")
 
 
 def _extension_path(name: str) -> str:
@@ -176,6 +178,16 @@ class QueryEngine:
                 self.con.execute(f"CREATE OR REPLACE VIEW main.{_quote(name)} AS {scan}")
                 self._locations[name] = location
 
+    def _failure(self, exc: duckdb.Error) -> QueryFailed:
+        """DuckDB's message, but an unknown table is named with the lake's tables, not with
+        DuckDB's guess among its own (``sqlite_temp_schema`` when the lake has none)."""
+        unknown = _UNKNOWN_TABLE.match(str(exc)) if isinstance(exc, duckdb.CatalogException) else None
+        if unknown is None:
+            return QueryFailed(str(exc))
+        tables = ", ".join(f"{self.namespace}.{name}" for name in sorted(self._locations))
+        return QueryFailed(f"no table {unknown[1]}: " + (f"the tables are {tables}" if tables else
+                           "there are no tables yet (lakehose streams create makes one)"))
+
     def tables(self) -> list[str]:
         self.refresh()
         return sorted(self._locations)
@@ -254,7 +266,7 @@ class QueryEngine:
         except duckdb.PermissionException as exc:
             raise QueryRefused(f"reading outside the lake is not allowed: {exc}") from exc
         except duckdb.Error as exc:
-            raise QueryFailed(str(exc)) from exc
+            raise self._failure(exc) from exc
         finally:
             timer.cancel()
             cursor.close()
@@ -274,6 +286,6 @@ class QueryEngine:
             relation = cursor.sql(sql, params=[None] * param_count) if param_count else cursor.sql(sql)
             return [(name, str(kind)) for name, kind in zip(relation.columns, relation.types)]
         except duckdb.Error as exc:
-            raise QueryFailed(str(exc)) from exc
+            raise self._failure(exc) from exc
         finally:
             cursor.close()

@@ -230,6 +230,14 @@ class Registry:
         if result.rowcount == 0:
             raise NotFound(f"no stream named {name!r}")
 
+    def delete_stream(self, name: str) -> None:
+        """Forget the stream and every version of its schema."""
+        with self.engine.begin() as conn:
+            result = conn.execute(streams_table.delete().where(streams_table.c.name == name))
+            conn.execute(stream_versions_table.delete().where(stream_versions_table.c.name == name))
+        if result.rowcount == 0:
+            raise NotFound(f"no stream named {name!r}")
+
     def history(self, name: str) -> list[SchemaVersion]:
         if not is_valid_stream_name(name):  # never looked up: PostgreSQL refuses NUL in text (a 500)
             raise NotFound(f"no stream named {name!r}")
