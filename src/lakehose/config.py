@@ -72,6 +72,7 @@ class CollectorSettings(_Section):
     future_window_seconds: float = 24 * 3600.0
     max_inflight_requests: int = 32  # bodies being decoded, validated and appended at once
     max_buffered_body_bytes: int = 128 * MiB  # bodies still arriving, all connections together
+    max_buffered_body_bytes_per_key: int = 32 * MiB  # of those, what one write key's bodies may hold
     retry_after_seconds: int = 5
     max_connections: int = 1000  # open at once; more are closed at once with a 503
     max_request_bytes: int = 1 * MiB  # body of any route but ingestion (queries, charts, schemas)
@@ -189,7 +190,8 @@ class Settings(_Section):
 _POSITIVE = {
     "log": ("segment_bytes", "max_bytes", "partitions", "kafka_timeout_seconds"),
     "collector": ("max_body_bytes", "max_events_per_request", "max_event_bytes",
-                  "max_inflight_requests", "max_buffered_body_bytes", "max_connections", "max_request_bytes",
+                  "max_inflight_requests", "max_buffered_body_bytes", "max_buffered_body_bytes_per_key",
+                  "max_connections", "max_request_bytes",
                   "max_header_bytes", "max_headers", "header_timeout_seconds",
                   "body_timeout_seconds", "linger_seconds", "linger_bytes"),
     "delivery": ("max_events", "max_bytes", "max_seconds"),

@@ -318,6 +318,38 @@ def test_buffered_body_bytes_are_capped(tmp_path_factory: pytest.TempPathFactory
         lh.close()
 
 
+def test_one_keys_stalled_bodies_leave_the_budget_to_other_keys(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A key's bodies still arriving hold at most max_buffered_body_bytes_per_key: past it that key
+    gets 429 naming the setting, while another key's bodies of the same size are taken."""
+    lh = Lakehose(tmp_path_factory.mktemp("per-key") / "data")
+    try:
+        lh.create_stream(STREAM)
+        other = lh.run("keys", "create", "per-key-other").stdout.strip()
+        server = lh.server("collector", env={"LAKEHOSE_COLLECTOR__MAX_BUFFERED_BODY_BYTES": str(4 * MiB),
+                                             "LAKEHOSE_COLLECTOR__MAX_BUFFERED_BODY_BYTES_PER_KEY": str(MiB),
+                                             "LAKEHOSE_COLLECTOR__BODY_TIMEOUT_SECONDS": "5"}).start()
+        half = json.dumps([{"user_id": "x" * 100, "level": 1}] * 6000).encode()[:700_000]
+        body = json.dumps([{"user_id": "y" * 100, "level": 1}] * 4000).encode()
+
+        def send(key: str) -> httpx.Response:
+            return httpx.post(server.url + EVENTS_PATH, content=body, timeout=10,
+                              headers={"X-Write-Key": key, "Content-Type": "application/json"})
+
+        with raw_connection(server.url) as holder:
+            holder.sendall(f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: x\r\nX-Write-Key: {lh.key}\r\n"
+                           f"Content-Type: application/json\r\nContent-Length: {len(half) + 10}\r\n\r\n"
+                           .encode() + half)
+            assert wait_until(lambda: send(lh.key).status_code == 429, timeout=5)
+            refused = send(lh.key)
+            assert refused.json()["error"] == "too_many_requests"
+            assert "collector.max_buffered_body_bytes_per_key" in refused.json()["reason"]
+            assert all(send(other).status_code == 200 for _ in range(3))
+        assert wait_until(lambda: send(lh.key).status_code == 200, timeout=8)
+        assert_alive(server.url)
+    finally:
+        lh.close()
+
+
 # --------------------------------------------------------------------------- routes other than ingestion
 @pytest.fixture(scope="module")
 def query_server(home: tuple[Lakehose, Server]) -> Iterator[Server]:

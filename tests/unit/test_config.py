@@ -85,7 +85,8 @@ def test_pgwire_limits_have_defaults_and_are_checked() -> None:
             "[pgwire] auth_timeout_seconds must be positive"} <= set(caught.value.problems)
 
 
-HTTP_LIMITS = ("max_inflight_requests", "max_buffered_body_bytes", "max_connections", "max_request_bytes",
+HTTP_LIMITS = ("max_inflight_requests", "max_buffered_body_bytes", "max_buffered_body_bytes_per_key",
+               "max_connections", "max_request_bytes",
                "max_header_bytes", "max_headers", "header_timeout_seconds", "body_timeout_seconds",
                "linger_seconds", "linger_bytes")
 

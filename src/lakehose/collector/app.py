@@ -83,6 +83,7 @@ class Collector:
         self.pressure = Pressure()
         self.inflight = 0  # requests decoded, validated or appended now
         self.receiving = 0  # bytes of bodies still arriving
+        self.receiving_by_key: dict[str, int] = {}  # the same, per write key (only keys with bytes)
         self.log: Log | None = None
         self._fingerprint: tuple[int, float] | None = None
         self._topics_ready = False
@@ -153,11 +154,13 @@ class Collector:
             self.log.close()
 
     # requests -------------------------------------------------------------
-    async def read_body(self, request: Request) -> bytes:
-        """The whole body, counted against ``max_buffered_body_bytes`` while it arrives.
+    async def read_body(self, request: Request, key_name: str) -> bytes:
+        """The whole body, counted against the buffered-bytes budgets while it arrives.
 
         No request slot is held meanwhile, so clients that trickle their bodies cannot take
         the slots from everyone else; the HTTP layer ends them after ``body_timeout_seconds``.
+        One key holds at most ``max_buffered_body_bytes_per_key`` of the budget, so the
+        clients of one (public) key that send big bodies and stall cannot take it all.
         """
         c = self.settings.collector
         declared = request.headers.get("content-length")
@@ -172,11 +175,20 @@ class Collector:
                 if self.receiving + len(chunk) > c.max_buffered_body_bytes:
                     raise BodyError(429, "too_many_requests", "bodies still arriving hold more than "
                                     f"{c.max_buffered_body_bytes} bytes (collector.max_buffered_body_bytes)")
+                held = self.receiving_by_key.get(key_name, 0)
+                if held + len(chunk) > c.max_buffered_body_bytes_per_key:
+                    raise BodyError(429, "too_many_requests", f"bodies of key {key_name!r} still arriving "
+                                    f"hold more than {c.max_buffered_body_bytes_per_key} bytes "
+                                    "(collector.max_buffered_body_bytes_per_key)")
                 size += len(chunk)
                 self.receiving += len(chunk)
+                self.receiving_by_key[key_name] = held + len(chunk)
                 chunks.append(chunk)
         finally:
             self.receiving -= size
+            left = self.receiving_by_key.pop(key_name, 0) - size
+            if left:
+                self.receiving_by_key[key_name] = left
         metrics.REQUEST_BYTES.inc(size)
         return b"".join(chunks)
 
@@ -204,7 +216,7 @@ class Collector:
             return error_response(415, "unsupported_media_type", reason)
         raw = b""
         try:
-            raw = await self.read_body(request)
+            raw = await self.read_body(request, key_name)
         except BodyError as exc:
             return await self._refuse(exc, stream, b"", key_name)
         except ClientDisconnect:  # or the HTTP layer's body timeout, which answered 408 itself
