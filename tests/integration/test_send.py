@@ -114,18 +114,18 @@ def test_send_says_clearly_when_nobody_listens(lh: Lakehose) -> None:
 
 
 def test_send_waits_as_429_retry_after_says(lh: Lakehose, tmp_path: Path) -> None:
-    """One request slot, held by a slow upload: send is told 429 + Retry-After 1 and waits."""
+    """The buffered-body budget, held by a slow upload: send is told 429 + Retry-After 1 and waits."""
     lh.create_stream(STREAM)
-    server = lh.server("collector", env={"LAKEHOSE_COLLECTOR__MAX_INFLIGHT_REQUESTS": "1"}).start()
+    server = lh.server("collector", env={"LAKEHOSE_COLLECTOR__MAX_BUFFERED_BODY_BYTES": "1000"}).start()
     events = tmp_path / "events.json"
     events.write_text(json.dumps([{"user_id": "r", "level": 1}] * 10))
-    body = b'[{"user_id": "slow", "level": 1}]'
+    body = json.dumps([{"user_id": "slow", "level": 1}] * 25).encode()
     with raw_connection(server.url) as sock:
         sock.sendall(f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {lh.key}\r\n"
                      f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                     + body[:5])
-        time.sleep(0.5)  # the collector is now waiting for the rest of that body
-        release = threading.Timer(3, sock.sendall, (body[5:],))
+                     + body[:-5])
+        time.sleep(0.5)  # the collector now holds most of that body and waits for the rest
+        release = threading.Timer(3, sock.sendall, (body[-5:],))
         release.start()
         started = time.monotonic()
         sent = lh.run("send", str(events), "--stream", STREAM, "--url", server.url, "--key", lh.key)
@@ -136,7 +136,7 @@ def test_send_waits_as_429_retry_after_says(lh: Lakehose, tmp_path: Path) -> Non
                            for line in retries), sent.stderr
     assert len(retries) <= took + 1  # one attempt a second at most, as Retry-After asks
     assert took >= 2 and "10 accepted, 0 rejected" in sent.stdout
-    assert len(read_events(lh.data_dir)) == 11
+    assert len(read_events(lh.data_dir)) == 10 + 25
 
 
 def test_send_draws_a_progress_bar_on_a_terminal(tmp_path: Path,
