@@ -113,7 +113,7 @@ def test_rejected_rows_are_listed_shown_and_replayed(lh: Lakehose) -> None:
     assert admin.post("/v1/rejected/replay", json={"stream": "nope"}).status_code == 404
     done = admin.post("/v1/rejected/replay", json={"stream": "level_complete"}, timeout=60).json()
     assert done == {"stream": "level_complete", "replayed": 1, "still_rejected": {"type_mismatch": 1},
-                    "recovered": 0}
+                    "recovered": 0, "skipped": {}}
     wait_for_count(admin, "level_complete", 1)
     replayed = admin.get("/v1/rejected", params={"state": "replayed"}).json()["rows"]
     assert len(replayed) == 1

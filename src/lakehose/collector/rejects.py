@@ -16,6 +16,12 @@ from lakehose.collector.ingest import Prepared
 from lakehose.ids import uuid7_batch
 
 PAYLOAD_CAP = 64 * 1024
+# The reasons of requests refused as a whole (``request_rejection``): the row's payload is the start
+# of the body, not an event, so a replay must skip it. Each is a BodyError code or an app.py refusal.
+WHOLE_REQUEST_REASONS = frozenset({
+    "bad_encoding", "body_timeout", "body_too_large", "empty_body", "invalid_utf8", "malformed_json",
+    "too_deeply_nested", "too_many_events", "unsupported_encoding", "unsupported_media_type",
+})
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -50,7 +56,7 @@ def event_rejections(prepared: Prepared, key_name: str) -> tuple[bytes, int] | N
 
 def request_rejection(stream: str | None, code: str, reason: str, body: bytes,
                       key_name: str) -> bytes:
-    """One row for a request refused as a whole."""
+    """One row for a request refused as a whole; ``code`` is one of WHOLE_REQUEST_REASONS."""
     now_us = time.time_ns() // 1000
     row = RejectedRow(uuid7_batch(1, now_us // 1000)[0], stream or "_unknown", code, reason, "$",
                       _text(body), now_us, key_name)
