@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lakehose import logs
-from lakehose.auth import TokenGuard
+from lakehose.auth import CredentialCache, TokenGuard
 from lakehose.config import Settings
 from lakehose.metrics import exposition
 from lakehose.registry.store import Registry
@@ -55,8 +55,8 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
         from lakehose.ui.api import ui_routes
 
         registry = Registry(settings.catalog_uri)
-        guard = TokenGuard(lambda: registry.credentials.holders("token"))
-        guard.refresh()
+        guard = TokenGuard(CredentialCache(registry.credentials.holders))
+        guard.credentials.refresh()
         auditor = Auditor(settings)
         engine = QueryEngine(settings)
         routes += (query_routes(engine, guard) + audit_routes(auditor, guard)
@@ -69,7 +69,7 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
                 while True:
                     await asyncio.sleep(REFRESH_SECONDS)
                     with contextlib.suppress(Exception):  # keep the last good table
-                        await asyncio.to_thread(guard.refresh)
+                        await asyncio.to_thread(guard.credentials.refresh)
 
             task = asyncio.create_task(forever())
             try:

@@ -101,7 +101,8 @@ def test_tokens_guard_everything_but_ingestion_and_health(running) -> None:  # t
     missing = anonymous.post("/v1/query", json=sql)
     assert missing.status_code == 401 and missing.json()["error"] == "missing_token"
     as_key = anonymous.post("/v1/query", json=sql, headers={"Authorization": f"Bearer {lh.key}"})
-    assert as_key.status_code == 403 and as_key.json()["error"] == "unknown_token"
+    assert as_key.status_code == 403 and as_key.json()["error"] == "not_a_token"
+    assert "write key 'test'" in as_key.json()["reason"] and "lakehose tokens create" in as_key.json()["reason"]
     assert anonymous.get("/v1/streams").status_code == 401
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert anonymous.get(path).status_code == 200, path

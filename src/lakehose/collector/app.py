@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lakehose import metrics
-from lakehose.auth import AuthError, authenticate_write
+from lakehose.auth import AuthError, CredentialCache, authenticate_write
 from lakehose.collector.accepted import AcceptedCounter
 from lakehose.collector.adapt import Adapter
 from lakehose.collector.body import BodyError, Limits, decompress
@@ -38,7 +38,6 @@ from lakehose.config import Settings
 from lakehose.errors import LogUnavailable
 from lakehose.log import REJECTED_TOPIC, Log, open_log
 from lakehose.logs import Logger
-from lakehose.registry.credentials import Holder
 from lakehose.registry.store import Registry
 
 _ENCODER = msgspec.json.Encoder()
@@ -79,7 +78,7 @@ class Collector:
         self.registry = Registry(settings.catalog_uri)
         self.accepted = AcceptedCounter(self.registry.engine)
         self.adapter = Adapter(settings, self.registry, self.ingestor, self.refresh)
-        self.keys: dict[str, Holder] = {}
+        self.credentials = CredentialCache(self.registry.credentials.holders)
         self.pressure = Pressure()
         self.inflight = 0
         self.log: Log | None = None
@@ -109,7 +108,7 @@ class Collector:
                 self._topics_ready = True
             except LogUnavailable as exc:
                 _LOG.warning("topics_unavailable", str(exc))
-        self.keys = self.registry.credentials.holders("key")
+        self.credentials.refresh()
         log_settings = self.settings.log
         self.pressure.log_bytes = self.log.size_bytes()
         with contextlib.suppress(OSError):
@@ -180,7 +179,7 @@ class Collector:
     async def _ingest(self, request: Request, stream: str | None) -> Response:
         c = self.settings.collector
         try:
-            holder = authenticate_write(request.headers, self.keys)
+            holder = await authenticate_write(request.headers, self.credentials)
             key_name = holder.name
         except AuthError as exc:
             return error_response(exc.status, exc.code, exc.reason)
