@@ -3,19 +3,16 @@
 Secrets are looked up by hash in a table each process refreshes from the catalog
 every second, so a revoked key or token stops working within a second, without
 a database round trip per request. A secret the table does not hold makes the
-request wait for a fresh read of the catalog before it is refused, so a key or
-token works the moment ``keys create`` / ``tokens create`` returns, on every
-process. Those reads are shared and spaced (one at a time, at most one every
-``MISS_RELOAD_SECONDS``): a client spraying random secrets costs the catalog at
-most ten reads a second per process however fast it sends, and each of its
-requests waits up to that long before its 403. Ingestion takes the key as a
-Bearer token, as ``X-Write-Key``, or as the user of HTTP Basic (what
-Segment-style SDKs do).
+request wait for a fresh read of the catalog before it is refused
+(``lakehose.reload``), so a key or token works the moment ``keys create`` /
+``tokens create`` returns, on every process; a client spraying random secrets
+costs the catalog at most one read per ``MISS_RELOAD_SECONDS`` per process,
+however fast it sends. Ingestion takes the key as a Bearer token, as
+``X-Write-Key``, or as the user of HTTP Basic (what Segment-style SDKs do).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import time
@@ -28,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from lakehose import metrics
 from lakehose.logs import Logger
 from lakehose.registry.credentials import Holder, Kind, hash_secret
+from lakehose.reload import SpacedReload
 
 MISS_RELOAD_SECONDS = 0.1
 _LOG = Logger("auth")
@@ -66,41 +64,27 @@ class CredentialCache:
     def __init__(self, load: Callable[[], dict[str, Holder]]) -> None:
         self._load = load
         self.holders: dict[str, Holder] = {}
-        self._loaded_at = float("-inf")  # when the read behind ``holders`` started (monotonic)
-        self._reload: asyncio.Task[None] | None = None
+        self._on_miss = SpacedReload(lambda: self.refresh("miss"), MISS_RELOAD_SECONDS)
 
     def refresh(self, cause: str = "periodic") -> None:
         """Read the catalog (blocking: call it from a thread)."""
         started = time.monotonic()
         metrics.CREDENTIAL_RELOADS.labels(cause).inc()
         self.holders = self._load()
-        self._loaded_at = max(self._loaded_at, started)
+        self._on_miss.ran(started)
 
     async def find(self, secret: str) -> Holder | None:
         """The holder of ``secret``, read from the catalog again if the table lacks it."""
         digest = hash_secret(secret)
         if (holder := self.holders.get(digest)) is not None:
             return holder
-        asked = time.monotonic()
-        while self._loaded_at < asked:  # a read that began before this miss may predate the secret
-            if self._reload is None:
-                self._reload = asyncio.create_task(self._reload_after_miss())
-            try:
-                await asyncio.shield(self._reload)
-            except Exception as exc:
-                raise AuthError(503, "credentials_unavailable", "the secret could not be checked: "
-                                f"the catalog did not answer ({exc}); retry shortly") from exc
-        return self.holders.get(digest)
-
-    async def _reload_after_miss(self) -> None:
         try:
-            await asyncio.sleep(max(0.0, self._loaded_at + MISS_RELOAD_SECONDS - time.monotonic()))
-            await asyncio.to_thread(self.refresh, "miss")
+            await self._on_miss.since(time.monotonic())
         except Exception as exc:
             _LOG.warning("credentials_reload_failed", f"reading keys and tokens failed: {exc!r}")
-            raise
-        finally:
-            self._reload = None
+            raise AuthError(503, "credentials_unavailable", "the secret could not be checked: "
+                            f"the catalog did not answer ({exc}); retry shortly") from exc
+        return self.holders.get(digest)
 
 
 def _known(holder: Holder | None, what: str, code: str) -> Holder:

@@ -13,13 +13,22 @@ _RESULT = {
     "properties": {
         "accepted": {"type": "integer"},
         "rejected": {"type": "integer"},
-        "errors": {"type": "array", "items": {
+        "errors": {"type": "array", "description": "every error of each rejected event (up to 10 "
+                   "per event; several items may share an index)", "items": {
             "type": "object", "required": ["index", "code", "path", "reason"],
             "properties": {"index": {"type": "integer", "description": "position in the request"},
                            "code": {"type": "string", "description": "machine-readable reason"},
                            "path": {"type": "string", "description": "JSON path, e.g. $.level"},
                            "reason": {"type": "string"}}}},
     },
+}
+_UNKNOWN_STREAM = {
+    "description": "No such stream, and this key may not create it: the closest names are in "
+                   "did_you_mean. The events are recorded in events._rejected as unknown_stream.",
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["error", "reason", "did_you_mean"],
+        "properties": {"error": {"const": "unknown_stream"}, "reason": {"type": "string"},
+                       "did_you_mean": {"type": "array", "items": {"type": "string"}}}}}},
 }
 _BODY = {
     "description": "A JSON array of events, {\"events\": [...]}, one event object, or NDJSON. "
@@ -42,12 +51,14 @@ def _answers() -> dict[str, Any]:
                 "content": {"application/json": {"schema": _RESULT}}},
         "400": {"description": "The body is not JSON (line and byte offset given).", **err},
         "401": {"description": "No write key.", **err},
-        "403": {"description": "Unknown or revoked write key.", **err},
+        "403": {"description": "Unknown or revoked write key, or a token sent as a write key "
+                       "(not_a_write_key).", **err},
         "408": {"description": "The body did not arrive in time.", **err},
         "413": {"description": "Body or event count over the limit.", **err},
         "415": {"description": "Unsupported Content-Type or Content-Encoding.", **err},
         "429": {"description": "Too many requests in progress; retry after Retry-After.", **err},
-        "503": {"description": "The log is full or unavailable; retry after Retry-After.", **err},
+        "503": {"description": "The log is full or unavailable, or the catalog did not answer "
+                       "a key check; retry after Retry-After.", **err},
     }
 
 
@@ -66,7 +77,8 @@ OPENAPI: dict[str, Any] = {
             "summary": "Send events of one stream",
             "parameters": [{"name": "stream", "in": "path", "required": True,
                             "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}}],
-            "requestBody": _BODY, "responses": _answers(), "security": _SECURITY}},
+            "requestBody": _BODY, "responses": {**_answers(), "404": _UNKNOWN_STREAM},
+            "security": _SECURITY}},
         "/v1/events": {"post": {
             "summary": "Send a mixed batch; each event names its stream in \"type\"",
             "requestBody": _BODY, "responses": _answers(), "security": _SECURITY}},
