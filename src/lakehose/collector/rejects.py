@@ -48,7 +48,8 @@ def event_rejections(prepared: Prepared, key_name: str) -> tuple[bytes, int] | N
         return None
     now_us = time.time_ns() // 1000
     ids = uuid7_batch(len(prepared.errors), now_us // 1000)
-    rows = [RejectedRow(rid, prepared.streams_of_errors.get(e.index, "_unknown"), e.code, e.reason,
+    rows = [RejectedRow(rid, prepared.streams_of_errors.get(e.index, "_unknown"), e.code,
+                        e.reason + "".join(f"; also {path}: {reason}" for _, path, reason in e.more),
                         e.path, _text(e.payload or b""), now_us, key_name)
             for rid, e in zip(ids, prepared.errors)]
     return _ENCODER.encode_lines(rows), len(rows)
