@@ -35,7 +35,7 @@ import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
-from lakehose.collector.rejects import WHOLE_REQUEST_REASONS
+from lakehose.collector.rejects import WHOLE_REQUEST_REASONS, message
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
 from lakehose.delivery.convert import Converter
@@ -182,7 +182,7 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
             index = by_id[row["rejection_id"]]
             if index in failed:
                 row["reason"], row["message"], row["path"] = (
-                    failed[index].code, failed[index].reason, failed[index].path)
+                    failed[index].code, message(failed[index]), failed[index].path)
             elif row["replayed_at"] is None:
                 row["replayed_at"] = now
         rejected.overwrite(pa.Table.from_pylist(updated, schema=fresh.schema),

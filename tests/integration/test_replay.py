@@ -139,10 +139,11 @@ def test_replay_skips_and_counts_every_whole_request_rejection(lh: Lakehose, bac
         assert b" 408 " in sock.recv(4096).split(b"\r\n")[0]
     expected["body_timeout"] += 1
     # per-event rejections: one fixed by the schema change, one not, one too large to keep whole
-    events = [{"user_id": "c1", "level": 2, "coins": 1}, {"user_id": "bad", "level": "nope"},
+    events = [{"user_id": "c1", "level": 2, "coins": 1}, {"user_id": "bad", "level": "nope", "mode": "no"},
               {"user_id": "big", "level": 1, "items": ["x" * 100] * 720}]
     answer = writer.post(path, json=events).json()
-    assert [e["code"] for e in answer["errors"]] == ["unknown_field", "type_mismatch", "event_too_large"]
+    assert [e["code"] for e in answer["errors"]] == ["unknown_field", "type_mismatch", "invalid_enum",
+                                                     "event_too_large"]
     expected["event_too_large"] += 1
     wait_rejected(reader, sum(expected.values()) + 2)
 
@@ -161,3 +162,6 @@ def test_replay_skips_and_counts_every_whole_request_rejection(lh: Lakehose, bac
     pending = query(reader, "SELECT reason, count(*) FROM events._rejected WHERE replayed_at IS NULL "
                             "GROUP BY ALL ORDER BY ALL")
     assert pending == sorted([[code, n] for code, n in expected.items()] + [["type_mismatch", 1]])
+    # the row still rejected names each of its errors
+    assert query(reader, "SELECT message FROM events._rejected WHERE reason = 'type_mismatch'") == [
+        ["expected integer, got string; also $.mode: invalid enum value 'no'"]]

@@ -13,6 +13,7 @@ import time
 import msgspec
 
 from lakehose.collector.ingest import Prepared
+from lakehose.collector.validate import EventError
 from lakehose.ids import uuid7_batch
 
 PAYLOAD_CAP = 64 * 1024
@@ -42,6 +43,11 @@ def _text(payload: bytes) -> str:
     return clipped.decode("utf-8", "replace") + ("…[truncated]" if len(payload) > PAYLOAD_CAP else "")
 
 
+def message(error: EventError) -> str:
+    """A rejected row's message: the event's reason, then its other errors."""
+    return error.reason + "".join(f"; also {path}: {reason}" for _, path, reason in error.more)
+
+
 def event_rejections(prepared: Prepared, key_name: str) -> tuple[bytes, int] | None:
     """The NDJSON log payload recording every rejected event of a request, or None."""
     if not prepared.errors:
@@ -49,7 +55,7 @@ def event_rejections(prepared: Prepared, key_name: str) -> tuple[bytes, int] | N
     now_us = time.time_ns() // 1000
     ids = uuid7_batch(len(prepared.errors), now_us // 1000)
     rows = [RejectedRow(rid, prepared.streams_of_errors.get(e.index, "_unknown"), e.code,
-                        e.reason + "".join(f"; also {path}: {reason}" for _, path, reason in e.more),
+                        message(e),
                         e.path, _text(e.payload or b""), now_us, key_name)
             for rid, e in zip(ids, prepared.errors)]
     return _ENCODER.encode_lines(rows), len(rows)
