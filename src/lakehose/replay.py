@@ -133,7 +133,7 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
     events_at = [i for i, (why, payload) in enumerate(zip(reasons, rows.column("payload").to_pylist()))
                  if _holds_event(why, payload)]
     skipped = dict(Counter(reasons) - Counter(reasons[i] for i in events_at))
-    rows = rows.take(events_at)
+    rows = rows.take(pa.array(events_at, pa.int64()))  # typed: an empty list would be null
     if rows.num_rows == 0:
         return ReplayResult(0, {}, recovered, skipped)
 

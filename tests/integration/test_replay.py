@@ -153,6 +153,9 @@ def test_replay_skips_and_counts_every_whole_request_rejection(lh: Lakehose, bac
     assert out.strip() == ("replayed 1 events into events.level_complete; still rejected: "
                            f"1 type_mismatch; skipped (no event to replay): {skipped}"), out
     wait_for_count(reader, "level_complete", 1)
+    only = lh.run("rejected", "replay", "--stream", "level_complete", "--reason", "empty_body").stdout
+    assert only.strip() == ("replayed 0 events into events.level_complete; still rejected: none; "
+                            "skipped (no event to replay): 1 empty_body"), only
 
     done = reader.post("/v1/rejected/replay", json={"stream": "level_complete"}, timeout=60)
     assert done.status_code == 200, done.text
