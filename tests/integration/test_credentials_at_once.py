@@ -16,7 +16,7 @@ import httpx
 import psycopg
 
 from collector_support import metric
-from conftest import Lakehose, Server
+from conftest import BOTH_BACKENDS, Lakehose, Server
 
 EVENTS = "/v1/streams/level_complete/events"
 EVENT = [{"user_id": "u", "level": 1}]
@@ -27,6 +27,7 @@ def up(lh: Lakehose) -> Server:
     return lh.server("up").start()
 
 
+@BOTH_BACKENDS  # scaled: the catalog is PostgreSQL, the log Kafka
 def test_a_new_key_and_token_work_at_once_on_http_and_postgres(lh: Lakehose) -> None:
     server = up(lh)
     for n in range(3):  # no sleep between the CLI returning and the first request
