@@ -57,9 +57,9 @@ class ReplayResult:
     skipped: dict[str, int]  # rows that hold no event, by reason
 
 
-def _holds_event(reason: str, payload: str) -> bool:
+def _holds_event(reason: str, payload: str | None) -> bool:
     """Whether a rejected row's payload is one whole event (a whole-request refusal is not)."""
-    if reason in WHOLE_REQUEST_REASONS:
+    if reason in WHOLE_REQUEST_REASONS or payload is None:
         return False
     try:
         _JSON.decode(payload)

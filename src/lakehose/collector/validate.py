@@ -5,9 +5,10 @@ C-speed pass; only a batch with an invalid event falls back to checking event
 by event, to name every failure (index, JSON path, reason) while keeping the
 valid ones. msgspec stops at an event's first error, so an invalid event's
 fields are then checked one by one to report each bad field (up to
-``MAX_ERRORS_PER_EVENT``): valid events never pay for it. After validation the collector adds its envelope: ``event_id``
-(UUIDv7 when the client sent none), ``ts`` normalised to epoch microseconds
-(UTC) and ``received_at``, and encodes the stream's events as NDJSON for the log.
+``MAX_ERRORS_PER_EVENT``): valid events never pay for it. After validation the
+collector adds its envelope: ``event_id`` (UUIDv7 when the client sent none),
+``ts`` normalised to epoch microseconds (UTC) and ``received_at``, and encodes
+the stream's events as NDJSON for the log.
 """
 
 from __future__ import annotations
@@ -302,10 +303,10 @@ class StreamValidator:
     @functools.cached_property
     def _field_decoders(self) -> dict[str, msgspec.json.Decoder[Any]]:
         """One decoder per top-level field, built the first time an event is invalid."""
-        decoders: dict[str, msgspec.json.Decoder[Any]] = {
-            f.name: msgspec.json.Decoder(_annotation(f, f"Field_{self.stream}") if f.required
-                                         else _annotation(f, f"Field_{self.stream}") | None)
-            for f in self._fields}
+        decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        for f in self._fields:
+            annotation = _annotation(f, f"Field_{self.stream}")
+            decoders[f.name] = msgspec.json.Decoder(annotation if f.required else annotation | None)
         decoders.setdefault("event_id", msgspec.json.Decoder(_EVENT_ID))
         decoders.setdefault("ts", msgspec.json.Decoder(dt.datetime | int | None))
         return decoders
