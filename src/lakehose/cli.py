@@ -443,8 +443,10 @@ def cmd_rejected_replay(args: argparse.Namespace) -> int:
         since = since.replace(tzinfo=dt.timezone.utc)
     result = replay(_settings(args), args.stream, since, args.reason)
     still = ", ".join(f"{n} {code}" for code, n in sorted(result.still_rejected.items())) or "none"
+    skipped = ", ".join(f"{n} {code}" for code, n in sorted(result.skipped.items()))
     print(f"replayed {result.replayed} events into events.{args.stream}; still rejected: {still}"
-          + (f"; finished {result.recovered} from an interrupted replay" if result.recovered else ""))
+          + (f"; finished {result.recovered} from an interrupted replay" if result.recovered else "")
+          + (f"; skipped (no event to replay): {skipped}" if skipped else ""))
     return 0
 
 

@@ -92,7 +92,7 @@ def _streams(settings: Settings, registry: Registry) -> tuple[list[str], list[st
 def _demo_key(settings: Settings, registry: Registry) -> tuple[str, str, bool]:
     """The kept demo key if the catalog still honours it, else a new one, kept for next time."""
     path = Path(settings.data_dir) / KEY_FILE
-    holders = registry.credentials.holders("key")
+    holders = {h: x for h, x in registry.credentials.holders().items() if x.kind == "write"}
     try:
         kept = path.read_text().strip()
     except FileNotFoundError:

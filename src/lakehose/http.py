@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lakehose import logs, openapi
-from lakehose.auth import TokenGuard
+from lakehose.auth import CredentialCache, TokenGuard
 from lakehose.claim import HTTP_FD_ENV, PGWIRE_FD_ENV, inherited
 from lakehose.config import Settings
 from lakehose.http_limits import protocol_with
@@ -58,8 +58,8 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
         from lakehose.ui.api import ui_routes
 
         registry = Registry(settings.catalog_uri)
-        guard = TokenGuard(lambda: registry.credentials.holders("token"))
-        guard.refresh()
+        guard = TokenGuard(CredentialCache(registry.credentials.holders))
+        guard.credentials.refresh()
         auditor = Auditor(settings)
         engine = QueryEngine(settings)
         routes += (query_routes(engine, guard) + audit_routes(auditor, guard)
@@ -72,7 +72,7 @@ def build_app(settings: Settings, *, collect: bool, query: bool) -> Starlette:
                 while True:
                     await asyncio.sleep(REFRESH_SECONDS)
                     with contextlib.suppress(Exception):  # keep the last good table
-                        await asyncio.to_thread(guard.refresh)
+                        await asyncio.to_thread(guard.credentials.refresh)
 
             task = asyncio.create_task(forever())
             try:

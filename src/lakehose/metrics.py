@@ -49,6 +49,10 @@ LOG_SIZE = Gauge("lakehose_log_size_bytes", "Bytes held in the log, over every s
 DISK_FREE = Gauge("lakehose_disk_free_bytes", "Free bytes on the disk that holds the log.",
                   multiprocess_mode="livemax")
 
+CREDENTIAL_RELOADS = Counter(
+    "lakehose_credential_reloads_total", "Reads of every key and token from the catalog, by cause: "
+    "the periodic refresh, or a secret the process did not know (at most one such read every "
+    "0.1 s per process, however many unknown secrets arrive).", ["cause"])
 UNKNOWN_STREAM_LABEL = "_unknown"
 
 BATCHES_COMMITTED = Counter(

@@ -13,6 +13,11 @@ updated; the rejected rows are replayed. Each pass is exactly once:
 A crash after 1 leaves the property behind; the next replay finds it, marks
 those rows as replayed without appending them again, and removes it. Event ids
 are the client's, else the rejection id, so a replayed event has a stable id.
+
+Rows that hold no event are skipped, left as they are and counted by reason:
+requests refused as a whole (their payload is the start of a body that was not
+JSON, empty, too large, ...) and events whose stored payload was cut short.
+They are never parsed as events, so one bad request cannot block a replay.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +37,7 @@ from pyiceberg.expressions import And, BooleanExpression, EqualTo, GreaterThanOr
 from pyiceberg.expressions.literals import literal
 from pyiceberg.table import Table
 
+from lakehose.collector.rejects import WHOLE_REQUEST_REASONS, message
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
 from lakehose.delivery.convert import Converter
@@ -41,6 +48,7 @@ from lakehose.registry.store import Registry
 
 BATCH_PROPERTY = "lakehose.replay."
 RETRIES = 5
+_JSON = msgspec.json.Decoder(msgspec.Raw)
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,18 @@ class ReplayResult:
     replayed: int
     still_rejected: dict[str, int]
     recovered: int
+    skipped: dict[str, int]  # rows that hold no event, by reason
+
+
+def _holds_event(reason: str, payload: str | None) -> bool:
+    """Whether a rejected row's payload is one whole event (a whole-request refusal is not)."""
+    if reason in WHOLE_REQUEST_REASONS or payload is None:
+        return False
+    try:
+        _JSON.decode(payload)
+    except msgspec.DecodeError:  # cut at the payload cap when it was recorded
+        return False
+    return True
 
 
 def _quote(value: str) -> str:
@@ -115,8 +135,13 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
     if reason is not None:
         condition = And(condition, EqualTo(term=Reference("reason"), value=literal(reason)))
     rows = rejected.scan(row_filter=condition).to_arrow()
+    reasons = rows.column("reason").to_pylist()
+    events_at = [i for i, (why, payload) in enumerate(zip(reasons, rows.column("payload").to_pylist()))
+                 if _holds_event(why, payload)]
+    skipped = dict(Counter(reasons) - Counter(reasons[i] for i in events_at))
+    rows = rows.take(pa.array(events_at, pa.int64()))  # typed: an empty list would be null
     if rows.num_rows == 0:
-        return ReplayResult(0, {}, recovered)
+        return ReplayResult(0, {}, recovered, skipped)
 
     validator = StreamValidator(stream, current.schema, current.version)
     payloads = [p.encode() for p in rows.column("payload").to_pylist()]
@@ -143,8 +168,10 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
         converter = Converter(table.schema().as_arrow())
         data, unconvertible = converter.convert([Record(0, 0, 0, len(kept), 0, validator.encode(kept))])
         if unconvertible:
-            raise ValueError(f"{len(unconvertible)} replayed events do not fit the table: "
-                             f"{unconvertible[0].reason}")
+            first = unconvertible[0]
+            raise ValueError(f"{len(unconvertible)} replayed events do not fit the table "
+                             f"{'.'.join(table_identifier(settings, stream))}; the first is rejected row "
+                             f"{replayed_ids[first.line]}: {first.reason}")
 
         def append() -> None:
             with table.transaction() as tx:
@@ -161,7 +188,7 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
             index = by_id[row["rejection_id"]]
             if index in failed:
                 row["reason"], row["message"], row["path"] = (
-                    failed[index].code, failed[index].reason, failed[index].path)
+                    failed[index].code, message(failed[index]), failed[index].path)
             elif row["replayed_at"] is None:
                 row["replayed_at"] = now
         rejected.overwrite(pa.Table.from_pylist(updated, schema=fresh.schema),
@@ -174,5 +201,5 @@ def replay(settings: Settings, stream: str, since: dt.datetime | None = None,
     still: dict[str, int] = {}
     for error in failed.values():
         still[error.code] = still.get(error.code, 0) + 1
-    return ReplayResult(len(replayed_ids), still, recovered)
+    return ReplayResult(len(replayed_ids), still, recovered, skipped)
 

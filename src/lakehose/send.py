@@ -282,8 +282,6 @@ def send_demo(settings: Settings, url: str | None, key: str | None, events: int,
         setup = prepare_demo(settings, with_key=not key)
         for line in setup.lines(settings, target):
             print(line)
-        if setup.key_created:
-            time.sleep(1.5)  # running collectors take up new keys within a second
         sender.use_key(key or setup.key or "")
         seed = secrets.randbelow(2 ** 31) if seed is None else seed
         generator = DemoEvents(seed, days=days)

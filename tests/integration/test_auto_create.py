@@ -41,6 +41,10 @@ def test_auto_created_stream_is_queryable_with_inferred_types(lh: Lakehose) -> N
     # a value whose type conflicts with the inferred schema is rejected, never coerced
     clash = sdk.post("/v1/events", json=[{"type": "boss_fight", "boss": "troll", "hp": "lots"}]).json()
     assert clash["errors"][0]["code"] == "type_mismatch" and clash["errors"][0]["path"] == "$.hp"
+    # a stream named in the URL is created too for this key; for the other it is a 404
+    assert plain.post("/v1/streams/side_quest/events", json=[{"quest": "q1"}]).status_code == 404
+    made = sdk.post("/v1/streams/side_quest/events", json=[{"quest": "q1"}])
+    assert made.status_code == 200 and made.json()["accepted"] == 1, made.text
 
 
 def test_evolve_adds_fields_and_keeps_the_values(lh: Lakehose) -> None:

@@ -160,13 +160,12 @@ def test_client_cannot_set_received_at_or_another_type(client: httpx.Client, dat
 
 def test_stream_created_while_running_is_picked_up(home: tuple[Lakehose, Server],
                                                    client: httpx.Client, data_dir: Path) -> None:
-    """A stream created with the CLI while the collector runs takes events within seconds."""
+    """A stream created with the CLI while the collector runs takes events as soon as the CLI returns."""
     lh, _ = home
     path = "/v1/streams/late_stream/events"
-    assert client.post(path, json=[{"sku": "a", "cents": 1}]).json()["errors"][0]["code"] == "unknown_stream"
+    assert client.post(path, json=[{"sku": "a", "cents": 1}]).json()["error"] == "unknown_stream"
     lh.create_stream("late_stream", PURCHASE_SCHEMA)
-    assert wait_until(lambda: client.post(path, json=[{"sku": "late", "cents": 1}]).json()["accepted"] == 1,
-                      timeout=5, interval=0.2)
+    assert client.post(path, json=[{"sku": "late", "cents": 1}]).json()["accepted"] == 1
     assert stored(data_dir, "late", "late_stream", key="sku")
 
 
@@ -336,12 +335,34 @@ def test_mixed_endpoint_in_ndjson(client: httpx.Client, data_dir: Path) -> None:
     assert len(stored(data_dir, tag, "purchase", key="sku")) == 1
 
 
-def test_unknown_stream_rejects_each_event(client: httpx.Client) -> None:
-    """Posting to a stream that does not exist names every event unknown_stream; no 404, no 500."""
-    response = client.post("/v1/streams/no_such_stream/events", json=[{"a": 1}, {"b": 2}])
-    assert response.status_code == 200
-    assert [(e["index"], e["code"]) for e in response.json()["errors"]] == [
-        (0, "unknown_stream"), (1, "unknown_stream")]
+def test_unknown_stream_is_404_with_the_closest_names(client: httpx.Client) -> None:
+    """A typo in the URL is a 404 naming the streams it most looks like; none at all: how to list them."""
+    response = client.post("/v1/streams/levl_complete/events", json=[{"a": 1}, {"b": 2}])
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "unknown_stream", "did_you_mean": ["level_complete"],
+        "reason": "no stream named 'levl_complete'; did you mean 'level_complete'? "
+                  "(create one with: lakehose streams create NAME --schema FILE)"}
+    response = client.post("/v1/streams/zzz/events", json=[{"a": 1}])
+    assert response.status_code == 404 and response.json()["did_you_mean"] == []
+    assert "list them with: lakehose streams list" in response.json()["reason"]
+    # in a mixed batch the event is rejected alone, with the same hint
+    mixed = client.post("/v1/events", json=[{"type": "level_complet", "user_id": "u", "level": 1}]).json()
+    assert mixed["errors"][0]["reason"] == "no stream named 'level_complet'; did you mean 'level_complete'?"
+
+
+def test_every_bad_field_of_an_event_is_reported_up_to_ten(client: httpx.Client) -> None:
+    """msgspec stops at the first error; the answer still names each bad field, capped at 10 per event,
+    while the event counts once as rejected."""
+    several = {"user_id": 5, "level": "x", "mode": "no", "zz": 1, "device": {"os": 3}}
+    many = {f"extra_{i:02}": i for i in range(15)}
+    answer = client.post(EVENTS_PATH, json=[several, {"user_id": "ok", "level": 1}, many]).json()
+    assert answer["accepted"] == 1 and answer["rejected"] == 2
+    assert [(e["index"], e["code"], e["path"]) for e in answer["errors"] if e["index"] == 0] == [
+        (0, "type_mismatch", "$.user_id"), (0, "type_mismatch", "$.level"), (0, "invalid_enum", "$.mode"),
+        (0, "unknown_field", "$.zz"), (0, "type_mismatch", "$.device.os")]
+    assert [e["path"] for e in answer["errors"] if e["index"] == 2] == [
+        f"$.extra_{i:02}" for i in range(10)]  # 15 unknown and 2 missing fields: the first 10
 
 
 def test_ts_is_normalised_to_epoch_microseconds(client: httpx.Client, data_dir: Path) -> None:
@@ -385,6 +406,11 @@ def test_ts_too_far_in_the_future_is_rejected(client: httpx.Client, data_dir: Pa
     assert [(e["index"], e["code"], e["path"]) for e in answer["errors"]] == [
         (1, "ts_in_future", "$.ts"), (2, "ts_in_future", "$.ts"), (3, "ts_in_future", "$.ts")]
     assert [e["user_id"] for e in stored(data_dir, tag)] == [f"{tag}-0", f"{tag}-4"]
+    # the reason names the window, the latest time allowed and the setting
+    reason = answer["errors"][2]["reason"]
+    assert reason.startswith("event time 9999-12-31T23:59:59Z is more than 24 h ahead of the collector's clock; "
+                             f"the latest allowed now is {time.strftime('%Y-%m-%dT', time.gmtime(now_s + 86400))}")
+    assert reason.endswith("([collector] future_window_seconds = 86400)")
 
 
 UNICODE_ITEMS = ["naïve café", "עברית", "中文字符", "e\u0301", "🎮🕹️👾", "𝄞",
@@ -441,7 +467,7 @@ def test_metrics_counters_move(home: tuple[Lakehose, Server], client: httpx.Clie
     before = client.get("/metrics").text
     batch = [{"user_id": "m", "level": 1}, {"user_id": "m"}, {"user_id": "m", "level": 2}]
     assert client.post(EVENTS_PATH, json=batch).json()["accepted"] == 2
-    assert client.post("/v1/streams/nowhere/events", json=[{"a": 1}]).status_code == 200
+    assert client.post("/v1/streams/nowhere/events", json=[{"a": 1}]).status_code == 404
     after = client.get("/metrics")
     assert after.status_code == 200 and after.headers["content-type"].startswith("text/plain")
     text = after.text
@@ -453,7 +479,8 @@ def test_metrics_counters_move(home: tuple[Lakehose, Server], client: httpx.Clie
     assert delta("lakehose_events_rejected_total", stream=STREAM, reason="missing_field") == 1
     assert delta("lakehose_events_rejected_total", stream="_unknown", reason="unknown_stream") == 1
     assert delta("lakehose_ack_latency_seconds_count") == 2
-    assert delta("lakehose_http_requests_total", route="stream_events", status="200") == 2
+    assert delta("lakehose_http_requests_total", route="stream_events", status="200") == 1
+    assert delta("lakehose_http_requests_total", route="stream_events", status="404") == 1
     assert 'stream="nowhere"' not in text  # client-chosen names never become label values
     assert wait_until(lambda: metric(httpx.get(server.url + "/metrics").text,
                                      "lakehose_log_size_bytes") > 0, timeout=3)
@@ -471,7 +498,7 @@ def test_openapi_document(client: httpx.Client) -> None:
     for path in ("/healthz", "/readyz", "/metrics"):
         assert "get" in paths[path]
     answers = paths["/v1/streams/{stream}/events"]["post"]["responses"]
-    assert {"200", "400", "401", "403", "408", "413", "415", "429", "503"} <= set(answers)
+    assert {"200", "400", "401", "403", "404", "408", "413", "415", "429", "503"} <= set(answers)
 
 
 def test_health_endpoints(client: httpx.Client) -> None:

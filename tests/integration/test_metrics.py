@@ -85,7 +85,7 @@ def test_up_serves_one_metrics_page_that_counts_what_was_sent(lh: Lakehose) -> N
     assert post(test_key, STREAM, good * 10 + missing_level).json()["accepted"] == 10
     assert post(studio_key, STREAM, good * 20).json()["accepted"] == 20
     assert post(studio_key, "bonus", good * 10).json()["accepted"] == 10
-    assert post(studio_key, "nowhere", [{"a": 1}] * 3).json()["rejected"] == 3
+    assert post(studio_key, "nowhere", [{"a": 1}] * 3).status_code == 404
     refused = test_key.post(f"/v1/streams/{STREAM}/events", content=b"<html/>",
                             headers={"Content-Type": "text/html"})
     assert refused.status_code == 415
@@ -111,7 +111,8 @@ def test_up_serves_one_metrics_page_that_counts_what_was_sent(lh: Lakehose) -> N
     assert value(m, "lakehose_events_rejected_total", stream=STREAM,
                  reason="unsupported_media_type", key="test") == 1
     assert value(m, "lakehose_events_rejected_total") == rejected_rows
-    assert value(m, "lakehose_http_requests_total", route="stream_events", status="200") == 5
+    assert value(m, "lakehose_http_requests_total", route="stream_events", status="200") == 4
+    assert value(m, "lakehose_http_requests_total", route="stream_events", status="404") == 1
     assert value(m, "lakehose_http_requests_total", route="stream_events", status="415") == 1
     assert value(m, "lakehose_ack_latency_seconds_count") == 5
     assert value(m, "lakehose_request_bytes_total") > 0

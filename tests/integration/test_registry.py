@@ -101,12 +101,12 @@ def test_tokens_guard_everything_but_ingestion_and_health(running) -> None:  # t
     missing = anonymous.post("/v1/query", json=sql)
     assert missing.status_code == 401 and missing.json()["error"] == "missing_token"
     as_key = anonymous.post("/v1/query", json=sql, headers={"Authorization": f"Bearer {lh.key}"})
-    assert as_key.status_code == 403 and as_key.json()["error"] == "unknown_token"
+    assert as_key.status_code == 403 and as_key.json()["error"] == "not_a_token"
+    assert "write key 'test'" in as_key.json()["reason"] and "lakehose tokens create" in as_key.json()["reason"]
     assert anonymous.get("/v1/streams").status_code == 401
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert anonymous.get(path).status_code == 200, path
-    read_token = lh.run("tokens", "create", "analyst").stdout.strip()
-    time.sleep(1.5)
+    read_token = lh.run("tokens", "create", "analyst").stdout.strip()  # works at once
     reader = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {read_token}"})
     assert reader.post("/v1/query", json=sql).status_code == 200
     assert reader.get("/v1/streams").json()["streams"][0]["name"] == "level_complete"
@@ -135,7 +135,6 @@ def test_streams_are_created_over_http(running) -> None:  # type: ignore[no-unty
     assert bad.status_code == 400 and bad.json()["problems"]
     assert admin.post("/v1/streams", json={"name": "Bad-Name", "schema": schema}).status_code == 400
     assert admin.get("/v1/streams/nope").status_code == 404
-    time.sleep(1.5)
     assert writer.post("/v1/streams/purchase/events", json={"sku": "a", "cents": 5}).json()["accepted"] == 1
     wait_for_count(admin, "events.purchase", 1)
 
@@ -147,7 +146,6 @@ def test_admin_tokens_manage_write_keys_over_http(running) -> None:  # type: ign
     key = created.json()["key"]
     listed = {k["name"]: k for k in admin.get("/v1/keys").json()["keys"]}
     assert listed["game-server"]["auto_create"] is True and "key" not in listed["game-server"]
-    time.sleep(1.5)
     client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
     assert client.post("/v1/streams/level_complete/events",
                        json={"user_id": "k", "level": 1}).json()["accepted"] == 1
@@ -156,6 +154,5 @@ def test_admin_tokens_manage_write_keys_over_http(running) -> None:  # type: ign
     time.sleep(1.5)
     assert client.post("/v1/streams/level_complete/events", json={"user_id": "k", "level": 1}).status_code == 403
     read_token = lh.run("tokens", "create", "viewer").stdout.strip()
-    time.sleep(1.5)
     viewer = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {read_token}"})
     assert viewer.get("/v1/keys").status_code == 403

@@ -260,8 +260,19 @@ def test_replay_a_rejected_row(site: Site) -> None:
     v2 = copy.deepcopy(LEVEL_SCHEMA)
     v2["properties"]["coins"] = {"type": "integer"}
     assert site.reader.put("/v1/streams/level_complete", json={"schema": v2}).status_code == 200
+    # a request refused whole holds no event: Replay skips it and says so
+    broken = httpx.post(site.server.url + "/v1/streams/level_complete/events", content=b'[{"broken"',
+                        headers={"Authorization": f"Bearer {site.lh.key}"})
+    assert broken.status_code == 400
+    wait_for_count(site.reader, "events._rejected", 2)
     page = site.page()
     site.open(page, "rejected")
+    page.click("#rejected-summary tr[data-reason=malformed_json]")
+    page.wait_for_selector("#replay:not([disabled])")
+    page.click("#replay")
+    page.wait_for_selector("#replay-note.ok")
+    assert page.inner_text("#replay-note") == ("Replayed 0 events into events.level_complete; still rejected: "
+                                               "none. Skipped (no event to replay): 1 malformed_json.")
     page.click("#rejected-summary tr[data-reason=unknown_field]")
     page.wait_for_selector("#replay:not([disabled])")
     page.click("#rejected-list tbody tr")

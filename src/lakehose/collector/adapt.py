@@ -49,6 +49,11 @@ class Adapter:
                     groups[stream].append(error)
         return groups
 
+    def may_create(self, stream: str, key_may_create: bool) -> bool:
+        """Whether events sent to this unknown stream would create it."""
+        return (key_may_create or self.settings.registry.auto_create) \
+            and self.pattern.fullmatch(stream) is not None
+
     def wanted(self, prepared: Prepared, key_may_create: bool) -> bool:
         may_create = key_may_create or self.settings.registry.auto_create
         return bool(prepared.errors) and bool(self._groups(prepared, may_create))

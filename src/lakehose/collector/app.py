@@ -27,19 +27,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from lakehose import metrics
-from lakehose.auth import AuthError, authenticate_write
+from lakehose.auth import MISS_RELOAD_SECONDS, AuthError, CredentialCache, authenticate_write
 from lakehose.collector.accepted import AcceptedCounter
 from lakehose.collector.adapt import Adapter
 from lakehose.collector.body import BodyError, Limits, decompress
-from lakehose.collector.ingest import Ingestor, Prepared
+from lakehose.collector.ingest import Ingestor, Prepared, unknown_stream
 from lakehose.collector.rejects import event_rejections, request_rejection
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
 from lakehose.errors import LogUnavailable
 from lakehose.log import REJECTED_TOPIC, Log, open_log
 from lakehose.logs import Logger
-from lakehose.registry.credentials import Holder
 from lakehose.registry.store import Registry
+from lakehose.reload import SpacedReload
 
 _ENCODER = msgspec.json.Encoder()
 _LOG = Logger("collector")
@@ -79,7 +79,9 @@ class Collector:
         self.registry = Registry(settings.catalog_uri)
         self.accepted = AcceptedCounter(self.registry.engine)
         self.adapter = Adapter(settings, self.registry, self.ingestor, self.refresh)
-        self.keys: dict[str, Holder] = {}
+        self.credentials = CredentialCache(self.registry.credentials.holders)
+        # a stream named in a URL but not known here: read the registry again before the 404
+        self.streams_on_miss = SpacedReload(self.refresh_streams, MISS_RELOAD_SECONDS)
         self.pressure = Pressure()
         self.inflight = 0  # requests decoded, validated or appended now
         self.receiving = 0  # bytes of bodies still arriving
@@ -92,6 +94,27 @@ class Collector:
     # background refresh ---------------------------------------------------
     def refresh(self) -> None:
         """Reload streams (if changed) and keys; measure the log and the disk."""
+        self.refresh_streams()
+        self.credentials.refresh()
+        assert self.log is not None
+        log_settings = self.settings.log
+        self.pressure.log_bytes = self.log.size_bytes()
+        with contextlib.suppress(OSError):
+            self.pressure.free_bytes = shutil.disk_usage(self._log_dir).free
+        metrics.LOG_SIZE.set(self.pressure.log_bytes)
+        metrics.DISK_FREE.set(self.pressure.free_bytes)
+        if self.pressure.log_bytes >= log_settings.max_bytes:
+            self.pressure.full_reason = (f"the log holds {self.pressure.log_bytes} bytes, over its "
+                                         f"limit of {log_settings.max_bytes}; delivery is behind")
+        elif self.pressure.free_bytes < log_settings.min_free_disk_bytes:
+            self.pressure.full_reason = (f"only {self.pressure.free_bytes} bytes free on disk, under "
+                                         f"the floor of {log_settings.min_free_disk_bytes}")
+        else:
+            self.pressure.full_reason = None
+
+    def refresh_streams(self) -> None:
+        """Validators for the registry's streams (rebuilt only when it changed), and their topics."""
+        started = time.monotonic()
         fingerprint = self.registry.streams_fingerprint()
         if fingerprint != self._fingerprint:
             current = self.ingestor.validators
@@ -111,25 +134,7 @@ class Collector:
                 self._topics_ready = True
             except LogUnavailable as exc:
                 _LOG.warning("topics_unavailable", str(exc))
-        self.keys = self.registry.credentials.holders("key")
-        log_settings = self.settings.log
-        self.pressure.log_bytes = self.log.size_bytes()
-        with contextlib.suppress(OSError):
-            self.pressure.free_bytes = shutil.disk_usage(self._log_dir).free
-        metrics.LOG_SIZE.set(self.pressure.log_bytes)
-        metrics.DISK_FREE.set(self.pressure.free_bytes)
-        if self.pressure.log_bytes >= log_settings.max_bytes:
-            self.pressure.full_reason = (f"the log holds {self.pressure.log_bytes} bytes, over its "
-                                         f"limit of {log_settings.max_bytes}; delivery is behind")
-        elif self.pressure.free_bytes < log_settings.min_free_disk_bytes:
-            self.pressure.full_reason = (f"only {self.pressure.free_bytes} bytes free on disk, under "
-                                         f"the floor of {log_settings.min_free_disk_bytes}")
-        else:
-            self.pressure.full_reason = None
-
-    def streams_changed(self) -> bool:
-        """Whether the catalog's streams differ from the ones validated against (one cheap query)."""
-        return self.registry.streams_fingerprint() != self._fingerprint
+        self.streams_on_miss.ran(started)
 
     async def refresh_forever(self) -> None:
         while True:
@@ -200,11 +205,17 @@ class Collector:
 
     async def _ingest(self, request: Request, stream: str | None) -> Response:
         c = self.settings.collector
+        started_at = time.monotonic()  # a stream created before this is known once the registry is read
         try:
-            holder = authenticate_write(request.headers, self.keys)
+            holder = await authenticate_write(request.headers, self.credentials)
             key_name = holder.name
         except AuthError as exc:
             return error_response(exc.status, exc.code, exc.reason)
+        if stream is not None and stream not in self.ingestor.validators:
+            try:  # created a moment ago? (the refresh each second may not have seen it yet)
+                await self.streams_on_miss.since(started_at)
+            except Exception as exc:  # judged on the streams known so far
+                _LOG.warning("refresh_failed", f"reading the streams failed: {exc!r}")
         if self.pressure.full_reason is not None:
             _LOG.warning("log_full", f"refusing events (503): {self.pressure.full_reason}")
             return error_response(503, "log_full", self.pressure.full_reason, c.retry_after_seconds)
@@ -232,12 +243,14 @@ class Collector:
                 else await asyncio.to_thread(decompress, raw, encoding, c.max_body_bytes)
             prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
                         else self.ingestor.prepare_mixed(body))
-            if any(e.code == "unknown_stream" for e in prepared.errors) \
-                    and await asyncio.to_thread(self.streams_changed):
-                # created since the last refresh (`streams create` then a send at once): see it now
-                await asyncio.to_thread(self.refresh)
-                prepared = (self.ingestor.prepare_stream(stream, body) if stream is not None
-                            else self.ingestor.prepare_mixed(body))
+            if stream is None and any(e.code == "unknown_stream" for e in prepared.errors):
+                known = self.ingestor.validators
+                try:  # created a moment ago (`streams create`, then a send at once)? read the registry
+                    await self.streams_on_miss.since(started_at)
+                except Exception as exc:  # judged on the streams known so far
+                    _LOG.warning("refresh_failed", f"reading the streams failed: {exc!r}")
+                if self.ingestor.validators is not known:
+                    prepared = self.ingestor.prepare_mixed(body)
             if self.adapter.wanted(prepared, holder.auto_create):
                 prepared = await asyncio.to_thread(self.adapter.adapt, prepared, holder.auto_create)
             del raw, body  # only the encoded records stay in memory while the fsync is awaited
@@ -260,10 +273,14 @@ class Collector:
             self._count(prepared, key_name)
             self.accepted.add(prepared.accepted_hours)
             metrics.ACK_LATENCY.observe(time.perf_counter() - started)
+            if stream is not None and stream not in self.ingestor.validators \
+                    and not self.adapter.may_create(stream, holder.auto_create):
+                # its events are recorded in events._rejected as unknown_stream, as in a mixed batch
+                return json_response(404, unknown_stream(stream, list(self.ingestor.validators)))
             return json_response(200, {
                 "accepted": sum(prepared.accepted.values()),
                 "rejected": len(prepared.errors),
-                "errors": [e.as_json() for e in prepared.errors],
+                "errors": [item for e in prepared.errors for item in e.as_json()],
             })
         except BodyError as exc:
             return await self._refuse(exc, stream, raw, key_name)

@@ -8,6 +8,7 @@ and waits for durability before it answers.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,20 @@ class Prepared:
         """Give every error the raw bytes of its event, for the rejected table."""
         self.errors = [e if e.payload is not None or e.index >= len(raws)
                        else replace(e, payload=bytes(raws[e.index])) for e in self.errors]
+
+
+def closest(name: str, names: Sequence[str]) -> list[str]:
+    """The existing names most like a mistyped one, best first."""
+    return difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+
+
+def unknown_stream(name: str, names: Sequence[str]) -> dict[str, Any]:
+    """The 404 answer to events sent to a stream that does not exist."""
+    like = closest(name, names)
+    hint = (f"; did you mean {' or '.join(repr(n) for n in like)}?" if like
+            else "; list them with: lakehose streams list")
+    return {"error": "unknown_stream", "reason": f"no stream named {name!r}{hint} (create one with: "
+            "lakehose streams create NAME --schema FILE)", "did_you_mean": like}
 
 
 def check_utf8(body: bytes) -> None:
@@ -189,8 +204,11 @@ class Ingestor:
         for stream, indexes in groups.items():
             validator = self.validators.get(stream)
             if validator is None:
-                self._add_errors(prepared, stream, [
-                    EventError(i, "unknown_stream", "$", f"no stream named {stream!r}") for i in indexes])
+                like = closest(stream, list(self.validators))
+                reason = f"no stream named {stream!r}" + (
+                    f"; did you mean {' or '.join(repr(n) for n in like)}?" if like else "")
+                self._add_errors(prepared, stream, [EventError(i, "unknown_stream", "$", reason)
+                                                    for i in indexes])
                 continue
             group_raws = [raws[i] for i in indexes]
             too_large = self._oversized(group_raws, indexes)

@@ -3,17 +3,21 @@
 A schema compiles to a msgspec Struct type, so a valid batch is checked in one
 C-speed pass; only a batch with an invalid event falls back to checking event
 by event, to name every failure (index, JSON path, reason) while keeping the
-valid ones. After validation the collector adds its envelope: ``event_id``
-(UUIDv7 when the client sent none), ``ts`` normalised to epoch microseconds
-(UTC) and ``received_at``, and encodes the stream's events as NDJSON for the log.
+valid ones. msgspec stops at an event's first error, so an invalid event's
+fields are then checked one by one to report each bad field (up to
+``MAX_ERRORS_PER_EVENT``): valid events never pay for it. After validation the
+collector adds its envelope: ``event_id`` (UUIDv7 when the client sent none),
+``ts`` normalised to epoch microseconds (UTC) and ``received_at``, and encodes
+the stream's events as NDJSON for the log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -26,6 +30,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ONE_US = dt.timedelta(microseconds=1)
 _MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 _EVENT_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MAX_ERRORS_PER_EVENT = 10
 
 
 @dataclass(frozen=True)
@@ -37,9 +42,12 @@ class EventError:
     path: str
     reason: str
     payload: bytes | None = None  # the event as received, for the rejected table
+    more: tuple[tuple[str, str, str], ...] = ()  # the event's other errors: (code, path, reason)
 
-    def as_json(self) -> dict[str, Any]:
-        return {"index": self.index, "code": self.code, "path": self.path, "reason": self.reason}
+    def as_json(self) -> list[dict[str, Any]]:
+        """Every error of the event, the one that names its rejection (``code``) first."""
+        return [{"index": self.index, "code": code, "path": path, "reason": reason}
+                for code, path, reason in ((self.code, self.path, self.reason), *self.more)]
 
 
 def _annotation(f: Field, struct_name: str) -> Any:
@@ -217,6 +225,17 @@ def translate(error: msgspec.ValidationError, index: int, strip_index: bool) -> 
     return EventError(index, "invalid", path, msg)
 
 
+def _future(ts_us: int, limit_us: int, window_us: int) -> str:
+    """Why an event time is too far ahead, naming the window and the setting that sets it."""
+    def iso(us: int) -> str:
+        return (_EPOCH + dt.timedelta(microseconds=us)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    seconds = window_us / 1_000_000
+    window = f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds:g} s"
+    return (f"event time {iso(ts_us)} is more than {window} ahead of the collector's clock; "
+            f"the latest allowed now is {iso(limit_us)} ([collector] future_window_seconds = {seconds:g})")
+
+
 class StreamValidator:
     """Validates events for one stream and stamps the collector's envelope on them.
 
@@ -240,6 +259,7 @@ class StreamValidator:
         self._encoder = msgspec.json.Encoder()
         self._known = {f.name for f in schema.fields} | {"event_id", "ts", "received_at", "type"}
         self._datetime_plan = _datetime_plan(schema.fields)
+        self._fields = schema.fields
 
     def decode_array(self, body: bytes) -> list[Any]:
         """All events of a JSON array body at once; raises ValidationError on the first bad one."""
@@ -277,8 +297,44 @@ class StreamValidator:
             try:
                 good.append(self._decode_one(raw))
             except msgspec.ValidationError as exc:
-                errors.append(translate(exc, index, strip_index=False))
+                errors.append(self._every_error(raw, translate(exc, index, strip_index=False)))
         return good, errors
+
+    @functools.cached_property
+    def _field_decoders(self) -> dict[str, msgspec.json.Decoder[Any]]:
+        """One decoder per top-level field, built the first time an event is invalid."""
+        decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        for f in self._fields:
+            annotation = _annotation(f, f"Field_{self.stream}")
+            decoders[f.name] = msgspec.json.Decoder(annotation if f.required else annotation | None)
+        decoders.setdefault("event_id", msgspec.json.Decoder(_EVENT_ID))
+        decoders.setdefault("ts", msgspec.json.Decoder(dt.datetime | int | None))
+        return decoders
+
+    def _every_error(self, raw: msgspec.Raw | bytes, first: EventError) -> EventError:
+        """``first`` (msgspec's), with the event's other bad fields checked one by one."""
+        try:
+            fields = _KEYS.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):  # not an object: one error says it
+            return first
+        found: list[tuple[str, str, str]] = []
+        for name, value in fields.items():
+            decoder = self._field_decoders.get(name)
+            if decoder is not None:
+                try:
+                    decoder.decode(value)
+                except msgspec.ValidationError as exc:
+                    e = translate(exc, first.index, strip_index=False)
+                    found.append((e.code, f"$.{name}{e.path[1:]}", e.reason))
+            elif name == "type" and self.tagged:
+                if msgspec.json.decode(value) != self.stream:
+                    found.append(("wrong_stream", "$.type", "the event names another stream in \"type\""))
+            elif name not in self._known and not self.keeps_extra:
+                found.append(("unknown_field", f"$.{name}", f"field {name!r} is not in the stream's schema"))
+        found += [("missing_field", f"$.{f.name}", f"required field {f.name!r} is missing")
+                  for f in self._fields if f.required and f.name not in fields]
+        more = tuple(e for e in found if e[:2] != (first.code, first.path))
+        return replace(first, more=more[:MAX_ERRORS_PER_EVENT - 1])
 
     def decode_group(
         self, raws: Sequence[msgspec.Raw], indexes: Sequence[int]
@@ -329,7 +385,7 @@ class StreamValidator:
                 continue
             if ts_us > limit_us:
                 errors.append(EventError(index, "ts_in_future", "$.ts",
-                                         "event time is further in the future than allowed",
+                                         _future(ts_us, limit_us, future_window_us),
                                          self._encoder.encode(event)))
                 continue
             event.ts = ts_us

@@ -62,7 +62,8 @@ def answers(ok: dict[str, Any] | None, *errors: int, status: str = "200",
 
 
 _WHY = {400: "bad request: the reason names the field or setting", 401: "no key or token",
-        403: "unknown or revoked key or token, or a read token where an admin one is needed",
+        403: "unknown or revoked key or token, a write key sent as a token (not_a_token), "
+             "or a read token where an admin one is needed",
         404: "no such thing", 408: "the body did not arrive in time", 409: "conflict",
         413: "over a size or count limit (the reason names the setting)",
         415: "unsupported Content-Type or Content-Encoding",

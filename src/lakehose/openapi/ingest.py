@@ -12,7 +12,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "accepted": {"type": "integer"},
             "rejected": {"type": "integer"},
-            "errors": {"type": "array", "items": {
+            "errors": {"type": "array", "description": "every error of each rejected event (up to 10 "
+                       "per event; several items may share an index)", "items": {
                 "type": "object", "required": ["index", "code", "path", "reason"],
                 "properties": {"index": {"type": "integer", "description": "position in the request"},
                                "code": {"type": "string", "description": "machine-readable reason"},
@@ -35,13 +36,25 @@ _BODY = {
 }
 _ANSWERS = answers(ref("IngestResult"), 400, 401, 403, 408, 413, 415, 429, 503,
                    description="Every accepted event is durable; rejected ones are listed.")
+_ANSWERS["403"]["description"] = ("unknown or revoked write key, or a token sent as a write key "
+                                  "(not_a_write_key)")
+_ANSWERS["503"]["description"] = ("the log is full or unavailable, or the catalog did not answer a key "
+                                  "check; retry after Retry-After")
+_UNKNOWN_STREAM = {
+    "description": "No such stream, and this key may not create it: the closest names are in "
+                   "did_you_mean. The events are recorded in events._rejected as unknown_stream.",
+    "content": {"application/json": {"schema": {
+        "type": "object", "required": ["error", "reason", "did_you_mean"],
+        "properties": {"error": {"const": "unknown_stream"}, "reason": {"type": "string"},
+                       "did_you_mean": {"type": "array", "items": {"type": "string"}}}}}},
+}
 _ALIVE = {"type": "object", "properties": {"status": {"type": "string"}, "pid": {"type": "integer"}}}
 
 INGEST_PATHS: dict[str, Any] = {
     "/v1/streams/{stream}/events": {"post": {
         "summary": "Send events of one stream", "tags": ["ingestion"],
         "parameters": [path_param("stream", "the stream's name", NAME_PATTERN)],
-        "requestBody": _BODY, "responses": _ANSWERS, "security": WRITE_KEY}},
+        "requestBody": _BODY, "responses": {**_ANSWERS, "404": _UNKNOWN_STREAM}, "security": WRITE_KEY}},
     "/v1/events": {"post": {
         "summary": "Send a mixed batch; each event names its stream in \"type\"", "tags": ["ingestion"],
         "requestBody": _BODY, "responses": _ANSWERS, "security": WRITE_KEY}},

@@ -86,6 +86,10 @@ def paths(body_schemas: dict[str, Any]) -> dict[str, Any]:
             "Validate a stream's rejected rows again and land those that pass",
             {"type": "object", "properties": {"stream": {"type": "string"}, "replayed": {"type": "integer"},
                                               "still_rejected": {"type": "integer"},
-                                              "recovered": {"type": "integer"}}},
+                                              "recovered": {"type": "integer"},
+                                              "skipped": {"type": "object", "description":
+                                                          "rows that hold no event (whole-request "
+                                                          "rejections), by reason",
+                                                          "additionalProperties": {"type": "integer"}}}},
             400, 404, request=body_schemas["ReplayBody"])},
     }

@@ -710,7 +710,7 @@ class PgServer:
         seen: dict[str, Holder] | None = None
         while server.is_serving():
             await asyncio.sleep(TOKEN_CHECK_SECONDS)
-            tokens = self.guard.tokens
+            tokens = self.guard.credentials.holders
             if tokens is seen:
                 continue
             seen = tokens
@@ -823,7 +823,8 @@ class PgServer:
         except codec.BadMessage as exc:
             raise Fatal("08P01", f"invalid password message: {exc}") from exc
         try:
-            authenticate_token(Headers({"authorization": f"Bearer {password}"}), self.guard.tokens, "read")
+            await authenticate_token(Headers({"authorization": f"Bearer {password}"}),
+                                     self.guard.credentials, "read")
         except AuthError as exc:
             raise Fatal("28P01", f'password authentication failed for user "{user}": '
                                  f"{exc.reason} (the password is a lakehose read token)") from exc

@@ -95,7 +95,7 @@ def result_arrow(table: pa.Table) -> bytes:
 
 def query_routes(engine: QueryEngine, guard: TokenGuard) -> list[Route]:
     async def query(request: Request) -> Response:
-        if (refused := guard.check(request, "read")) is not None:
+        if (refused := await guard.check(request, "read")) is not None:
             return refused
         try:
             body = msgspec.json.decode(await request.body(), type=QueryRequest)
@@ -128,7 +128,7 @@ def query_routes(engine: QueryEngine, guard: TokenGuard) -> list[Route]:
             return _error(400, "query_failed", str(exc))
 
     async def tables(request: Request) -> Response:
-        if (refused := guard.check(request, "read")) is not None:
+        if (refused := await guard.check(request, "read")) is not None:
             return refused
         names = await run_in_threadpool(engine.tables)
         return Response(_ENCODER.encode({"tables": [f"{engine.namespace}.{n}" for n in names]}),
@@ -140,7 +140,7 @@ def query_routes(engine: QueryEngine, guard: TokenGuard) -> list[Route]:
 def audit_routes(auditor: Auditor, guard: TokenGuard) -> list[Route]:
     async def audit(request: Request) -> Response:
         """``?since=24h&stream=S``: the report of ``lakehose audit --json`` (200 whether it balances)."""
-        if (refused := guard.check(request, "read")) is not None:
+        if (refused := await guard.check(request, "read")) is not None:
             return refused
         try:
             since = parse_since(request.query_params.get("since", DEFAULT_SINCE))

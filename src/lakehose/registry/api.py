@@ -63,13 +63,13 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
     async def listing(request: Request) -> Response:
         if request.method == "POST":
             return await create(request)
-        if (refused := guard.check(request, "read")) is not None:
+        if (refused := await guard.check(request, "read")) is not None:
             return refused
         streams = await run_in_threadpool(registry.list_streams)
         return JSONResponse({"streams": [describe(settings, s) for s in streams]})
 
     async def create(request: Request) -> Response:
-        if (refused := guard.check(request, "admin")) is not None:
+        if (refused := await guard.check(request, "admin")) is not None:
             return refused
         try:
             body = msgspec.json.decode(await request.body(), type=NewStream)
@@ -91,7 +91,7 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
     async def one(request: Request) -> Response:
         name = request.path_params["name"]
         need: Kind = "admin" if request.method == "PUT" else "read"
-        if (refused := guard.check(request, need)) is not None:
+        if (refused := await guard.check(request, need)) is not None:
             return refused
         try:
             if request.method == "PUT":
@@ -116,7 +116,7 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
         return JSONResponse(describe(settings, stream))
 
     async def history(request: Request) -> Response:
-        if (refused := guard.check(request, "read")) is not None:
+        if (refused := await guard.check(request, "read")) is not None:
             return refused
         try:
             versions = await run_in_threadpool(registry.history, request.path_params["name"])
@@ -126,7 +126,7 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
                                            "schema": v.schema.document} for v in versions]})
 
     async def keys(request: Request) -> Response:
-        if (refused := guard.check(request, "admin")) is not None:
+        if (refused := await guard.check(request, "admin")) is not None:
             return refused
         credentials = registry.credentials
         if request.method == "POST":
@@ -148,7 +148,7 @@ def stream_routes(settings: Settings, guard: TokenGuard) -> list[Route]:
                                       for k in rows]})
 
     async def revoke_key(request: Request) -> Response:
-        if (refused := guard.check(request, "admin")) is not None:
+        if (refused := await guard.check(request, "admin")) is not None:
             return refused
         try:
             await run_in_threadpool(registry.credentials.revoke, "key", request.path_params["name"])

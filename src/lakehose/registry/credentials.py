@@ -49,7 +49,7 @@ class Credential:
 
 @dataclass(frozen=True)
 class Holder:
-    """Who presented a secret, as a request handler needs to know it."""
+    """Who presented a secret, as a request handler needs to know it (kind "write": a key)."""
 
     name: str
     kind: Kind
@@ -103,11 +103,11 @@ class Credentials:
         if result.rowcount == 0:
             raise NotFound(f"no {family} named {name!r}")
 
-    def holders(self, family: Family) -> dict[str, Holder]:
-        """``{sha256: holder}`` of every secret of the family ever created, revoked ones too."""
+    def holders(self) -> dict[str, Holder]:
+        """``{sha256: holder}`` of every key and token ever created, revoked ones too."""
         t = self.table
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t.c.secret_hash, t.c.name, t.c.kind, t.c.revoked_at,
-                                          t.c.auto_create).where(t.c.family == family)).all()
+                                          t.c.auto_create)).all()
         return {r.secret_hash: Holder(r.name, r.kind, r.revoked_at is not None, r.auto_create)
                 for r in rows}

@@ -123,7 +123,7 @@ def ui_routes(settings: Settings, engine: QueryEngine, guard: TokenGuard) -> lis
         return _name(body.name), definition
 
     async def whoami(request: Request) -> Response:
-        holder = authenticate_token(request.headers, guard.tokens, "read")
+        holder = await authenticate_token(request.headers, guard.credentials, "read")
         return json_response({"name": holder.name, "kind": holder.kind})
 
     async def fields(request: Request) -> Response:

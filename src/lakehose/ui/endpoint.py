@@ -34,7 +34,7 @@ def endpoint(guard: TokenGuard, need: Kind | None, work: Handler) -> Handler:
     """``work`` behind the token check (``need=None``: read for GET, admin otherwise)."""
     async def handle(request: Request) -> Response:
         wanted: Kind = need or ("read" if request.method == "GET" else "admin")
-        if (refused := guard.check(request, wanted)) is not None:
+        if (refused := await guard.check(request, wanted)) is not None:
             return refused
         try:
             return await work(request)

@@ -141,7 +141,8 @@ def pipeline_routes(settings: Settings, engine: QueryEngine, guard: TokenGuard) 
         except NoSuchTableError as exc:
             raise NotFound(f"stream {body.stream!r} has no table: {exc}") from None
         return json_response({"stream": body.stream, "replayed": done.replayed,
-                              "still_rejected": done.still_rejected, "recovered": done.recovered})
+                              "still_rejected": done.still_rejected, "recovered": done.recovered,
+                              "skipped": done.skipped})
 
     return [
         Route("/v1/lake/tables", endpoint(guard, "read", tables), methods=["GET"]),

@@ -52,10 +52,12 @@ export async function render(view, { params }) {
       note.textContent = "replaying…";
       try {
         const done = await api("/v1/rejected/replay", { body: { stream: state.stream, reason: state.reason || null } });
-        const still = Object.entries(done.still_rejected).map(([code, n]) => `${n} ${code}`).join(", ") || "none";
+        const counts = (byReason) => Object.entries(byReason).map(([code, n]) => `${n} ${code}`).join(", ");
+        const skipped = counts(done.skipped);
         note.className = "small ok";
         note.textContent = `Replayed ${done.replayed} event${done.replayed === 1 ? "" : "s"} into events.${done.stream}; `
-          + `still rejected: ${still}.`;
+          + `still rejected: ${counts(done.still_rejected) || "none"}.`
+          + (skipped ? ` Skipped (no event to replay): ${skipped}.` : "");
         await refresh({ keepNote: true });
       } catch (err) {
         note.className = "small error";
