@@ -56,6 +56,7 @@ def _existing_settings(args: argparse.Namespace) -> Settings:
             raise NotFound(f"no lakehose data in {Path(settings.data_dir).resolve()} ({chosen}; "
                            f"{catalog.name} is not there): give the folder lakehose up runs on with "
                            "--data-dir DIR or LAKEHOSE_DATA_DIR")
+    open_private(settings.data_dir, create=False)
     return settings
 
 

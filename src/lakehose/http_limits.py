@@ -40,6 +40,12 @@ from uvicorn.server import ServerState
 from lakehose.config import CollectorSettings
 
 
+# Scope key set to the refusal's code when this layer ends a request mid-body: the app's ``receive()``
+# only says "disconnected", and the collector records a body_timeout in events._rejected like every
+# other whole-request refusal.
+ENDED_BY = "lakehose.ended_by"
+
+
 class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; answered by ``send_400_response``."""
 
@@ -205,6 +211,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._lingering:
             return
         if self.cycle is not None and not self.cycle.response_started:
+            cast(dict[str, Any], self.cycle.scope)[ENDED_BY] = refusal.code  # the app records why
             self.cycle.disconnected = True  # the app's receive() now says the client is gone
             self.cycle.message_event.set()
             self._refuse(refusal)

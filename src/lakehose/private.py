@@ -35,12 +35,14 @@ def loose_paths(folder: Path) -> list[Path]:
     return found
 
 
-def open_private(data_dir: str) -> Path:
-    """Set the umask, create the data folder 0700 if missing, warn if what exists is not private."""
+def open_private(data_dir: str, create: bool = True) -> Path:
+    """Set the umask, create the data folder 0700 if missing (unless ``create`` is false: a command
+    that only reads), warn if what exists is not private."""
     os.umask(PRIVATE_UMASK)
     folder = Path(data_dir).resolve()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if os.environ.get(CHECKED_ENV):
+    if create:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.environ.get(CHECKED_ENV) or not folder.is_dir():
         return folder
     loose = loose_paths(folder)
     if loose:

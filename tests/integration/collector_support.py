@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,6 +97,29 @@ def raw_connection(url: str, timeout: float = 10) -> Iterator[socket.socket]:
         yield sock
     finally:
         sock.close()
+
+
+@contextmanager
+def dripping(sock: socket.socket, data: bytes, every: float) -> Iterator[None]:
+    """Send ``data`` one byte every ``every`` seconds in the background (slowloris) while the block runs."""
+    stop = threading.Event()
+
+    def drip() -> None:
+        for i in range(len(data)):
+            if stop.wait(every):
+                return
+            try:
+                sock.sendall(data[i:i + 1])
+            except OSError:
+                return
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    dripper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        dripper.join()
 
 
 def read_http_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import zstandard
-from collector_support import (EVENTS_PATH, JSON, STREAM, assert_alive, proc_status, collector_log_tracebacks, log_end,
+from collector_support import (EVENTS_PATH, JSON, STREAM, assert_alive, proc_status, collector_log_tracebacks, dripping, log_end,
                                raw_connection, read_events, read_http_response, wait_until)
 from conftest import Lakehose, Server
 
@@ -622,24 +622,8 @@ def test_dripping_body_is_408(home: tuple[Lakehose, Server], server: Server) -> 
     with raw_connection(server.url) as sock:
         sock.sendall(request_head(server, home[0].key, len(body)))
         started = time.monotonic()
-        stop = threading.Event()
-
-        def drip() -> None:
-            for i in range(len(body)):
-                if stop.wait(0.2):
-                    return
-                try:
-                    sock.sendall(body[i:i + 1])
-                except OSError:
-                    return
-
-        dripper = threading.Thread(target=drip, daemon=True)
-        dripper.start()
-        try:
+        with dripping(sock, body, 0.2):
             status, _, answer = read_http_response(sock)
-        finally:
-            stop.set()
-            dripper.join()
         assert status == 408, answer
         assert time.monotonic() - started < 4
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from collector_support import (EVENTS_PATH, STREAM, assert_alive, collector_log_tracebacks, log_end,
+from collector_support import (EVENTS_PATH, STREAM, assert_alive, collector_log_tracebacks, dripping, log_end,
                                proc_status, raw_connection, read_http_response, wait_until)
 from conftest import Lakehose, Server
 
@@ -150,24 +150,8 @@ def test_slow_headers_are_408(server: Server) -> None:
     head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
     with raw_connection(server.url) as sock:
         started = time.monotonic()
-        stop = threading.Event()
-
-        def drip() -> None:
-            for i in range(len(head)):
-                if stop.wait(0.1):
-                    return
-                try:
-                    sock.sendall(head[i:i + 1])
-                except OSError:
-                    return
-
-        dripper = threading.Thread(target=drip, daemon=True)
-        dripper.start()
-        try:
+        with dripping(sock, head, 0.1):
             status, _, body = read_http_response(sock)
-        finally:
-            stop.set()
-            dripper.join()
         waited = time.monotonic() - started
     assert_refusal(status, body, 408, "header_timeout", "collector.header_timeout_seconds")
     assert 1.8 <= waited < 6, waited

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BOTH_BACKENDS, LEVEL_SCHEMA, Lakehose
+from conftest import BOTH_BACKENDS, LEVEL_SCHEMA, Lakehose, write_private
 
 LIMITS = {"LAKEHOSE_REGISTRY__MAX_STREAMS": "2", "LAKEHOSE_REGISTRY__MAX_COLUMNS": "10",
           "LAKEHOSE_REGISTRY__MAX_DEPTH": "3"}
@@ -46,7 +46,7 @@ def cli(lh: Lakehose, *args: str, schema: dict[str, Any] | None = None,
     extra: list[str] = []
     if schema is not None:
         path = lh.data_dir / "schema.json"
-        path.write_text(json.dumps(schema))
+        write_private(path, json.dumps(schema))
         extra = ["--schema", str(path)]
     result = lh.run(*args, *extra, env=env, check=False)
     return result.returncode, result.stderr

@@ -36,6 +36,7 @@ from lakehose.collector.rejects import event_rejections, request_rejection
 from lakehose.collector.validate import StreamValidator
 from lakehose.config import Settings
 from lakehose.errors import LogUnavailable
+from lakehose.http_limits import ENDED_BY
 from lakehose.log import REJECTED_TOPIC, Log, open_log
 from lakehose.logs import Logger
 from lakehose.registry.store import Registry
@@ -230,7 +231,10 @@ class Collector:
             raw = await self.read_body(request, key_name)
         except BodyError as exc:
             return await self._refuse(exc, stream, b"", key_name)
-        except ClientDisconnect:  # or the HTTP layer's body timeout, which answered 408 itself
+        except ClientDisconnect:  # or the HTTP layer ended the body (ENDED_BY), and answered itself
+            if request.scope.get(ENDED_BY) == "body_timeout":
+                await self._record_refusal(stream, "body_timeout", "the body did not arrive within "
+                                           f"{c.body_timeout_seconds} s", b"", key_name)
             return error_response(400, "client_disconnected", "the client went away mid-body")
         if self.inflight >= c.max_inflight_requests:
             return error_response(429, "too_many_requests", f"more than {c.max_inflight_requests} "
