@@ -72,7 +72,7 @@ class CollectorSettings(_Section):
     future_window_seconds: float = 24 * 3600.0
     max_inflight_requests: int = 32  # bodies being decoded, validated and appended at once
     max_buffered_body_bytes: int = 128 * MiB  # bodies still arriving, all connections together
-    max_buffered_body_bytes_per_key: int = 32 * MiB  # of those, what one write key's bodies may hold
+    max_buffered_body_bytes_per_key: int = 64 * MiB  # of those, what one write key's bodies may hold
     retry_after_seconds: int = 5
     max_connections: int = 1000  # open at once; more are closed at once with a 503
     max_request_bytes: int = 1 * MiB  # body of any route but ingestion (queries, charts, schemas)
