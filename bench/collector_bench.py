@@ -500,7 +500,7 @@ def profile_collector(pid: int, seconds: float, out_dir: Path, load: typing.Call
                       ) -> list[str]:
     py_spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     if not Path(py_spy).exists():
-        return ["py-spy not installed: /work/main/.venv/bin/pip install py-spy"]
+        return [f"py-spy not installed: {VENV_BIN / 'pip'} install py-spy"]
     raw = out_dir / "collector-profile.txt"
     recorder = subprocess.Popen([py_spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200",
                                  "--nonblocking", "--threads", "--format", "raw", "-o", str(raw)],
