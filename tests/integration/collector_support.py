@@ -100,6 +100,22 @@ def raw_connection(url: str, timeout: float = 10) -> Iterator[socket.socket]:
 
 
 @contextmanager
+def alive_and_clean(srv: Server, settle_seconds: float = 0) -> Iterator[Server]:
+    """Yield the server; after the block it must still run, answer /healthz (retried for up to
+    ``settle_seconds`` when the test's hostile connections may still linger) and have logged no
+    traceback meanwhile."""
+    since = log_end(srv.log_path)
+    yield srv
+    assert srv.process is not None and srv.process.poll() is None, "the collector died"
+    if settle_seconds:
+        assert wait_until(lambda: httpx.get(srv.url + "/healthz", timeout=5).status_code == 200,
+                          timeout=settle_seconds)
+    else:
+        assert_alive(srv.url)
+    assert collector_log_tracebacks(srv.log_path, since) == []
+
+
+@contextmanager
 def dripping(sock: socket.socket, data: bytes, every: float) -> Iterator[None]:
     """Send ``data`` one byte every ``every`` seconds in the background (slowloris) while the block runs."""
     stop = threading.Event()

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 import zstandard
-from collector_support import (EVENTS_PATH, JSON, STREAM, assert_alive, proc_status, collector_log_tracebacks, dripping, log_end,
-                               raw_connection, read_events, read_http_response, wait_until)
+from collector_support import (EVENTS_PATH, JSON, STREAM, alive_and_clean, dripping, proc_status, raw_connection,
+                               read_events, read_http_response, wait_until)
 from conftest import Lakehose, Server
 
 PATHS = {"stream": EVENTS_PATH, "unknown_stream": "/v1/streams/nope/events", "mixed": "/v1/events"}
@@ -41,12 +41,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehose, S
 @pytest.fixture
 def server(home: tuple[Lakehose, Server]) -> Iterator[Server]:
     """The module's collector; after the test it must be alive and free of tracebacks."""
-    srv = home[1]
-    since = log_end(srv.log_path)
-    yield srv
-    assert srv.process is not None and srv.process.poll() is None, "the collector died"
-    assert_alive(srv.url)
-    assert collector_log_tracebacks(srv.log_path, since) == []
+    with alive_and_clean(home[1]) as srv:
+        yield srv
 
 
 @pytest.fixture

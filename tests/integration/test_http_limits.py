@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from collector_support import (EVENTS_PATH, STREAM, assert_alive, collector_log_tracebacks, dripping, log_end,
+from collector_support import (EVENTS_PATH, STREAM, alive_and_clean, assert_alive, collector_log_tracebacks, dripping, log_end,
                                proc_status, raw_connection, read_http_response, wait_until)
 from conftest import Lakehose, Server
 
@@ -41,13 +41,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lakehose, S
 
 @pytest.fixture
 def server(home: tuple[Lakehose, Server]) -> Iterator[Server]:
-    srv = home[1]
-    since = log_end(srv.log_path)
-    yield srv
-    assert srv.process is not None and srv.process.poll() is None, "the collector died"
-    # hostile connections of the test may still linger for a moment
-    assert wait_until(lambda: httpx.get(srv.url + "/healthz", timeout=5).status_code == 200, timeout=10)
-    assert collector_log_tracebacks(srv.log_path, since) == []
+    with alive_and_clean(home[1], settle_seconds=10) as srv:  # hostile connections may linger a moment
+        yield srv
 
 
 def assert_refusal(status: int, body: bytes, expected: int, code: str, setting: str) -> None:
